@@ -1,0 +1,45 @@
+"""lrpcore: Layer-wise Relevance Propagation as explicit array operations (NumPy, CuPy, any array API).
+
+The main entry points:
+
+- :class:`Sequential` and :mod:`lrpcore.layers`: plain layer objects;
+- :mod:`lrpcore.rules`, :mod:`lrpcore.stabilizers`, :mod:`lrpcore.composites`: what LRP does per layer;
+- :func:`explain`: the backward pass, with a trace of every step;
+- :func:`relevance_matrix`: the explicit matrix M with R_lower = M · R_upper;
+- :func:`check_conservation` and :func:`detect_instability`: verification.
+"""
+from . import composites, layers, rules, stabilizers
+from .composites import Composite
+from .errors import (CompositeError, ConservationError, DTypeError, InputValueError, LRPError, ModelFormatError,
+                     ShapeError)
+from .explain import Explanation, Trace, check_conservation, explain, gradient
+from .instability import detect_instability
+from .matrix import relevance_matrix
+from .model import ModelMetadata, Sequential, canonize
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Composite",
+    "CompositeError",
+    "ConservationError",
+    "DTypeError",
+    "Explanation",
+    "InputValueError",
+    "LRPError",
+    "ModelFormatError",
+    "ModelMetadata",
+    "Sequential",
+    "ShapeError",
+    "Trace",
+    "canonize",
+    "check_conservation",
+    "composites",
+    "detect_instability",
+    "explain",
+    "gradient",
+    "layers",
+    "relevance_matrix",
+    "rules",
+    "stabilizers",
+]

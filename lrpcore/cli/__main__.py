@@ -1,0 +1,5 @@
+import sys
+
+from lrpcore.cli import main
+
+sys.exit(main())

@@ -1,0 +1,130 @@
+"""Explicit redistribution matrices: R_lower = M · R_upper for one layer and one sample.
+
+For a rule with branches b (scale σ_b, output mask m_b) and terms i (input a_i,
+weights W_i as an (out × in) matrix, bias β_i), the relevance a layer passes down is
+
+    R_lower = Σ_b σ_b Σ_{i∈b} diag(a_i) W_iᵀ diag(m_b ⊘ z_b) R_upper,   z_b = stab(Σ_{i∈b} W_i a_i + β_i)
+
+so M = Σ_b σ_b Σ_i diag(a_i) W_iᵀ diag(m_b ⊘ z_b), an (in_features × out_features) matrix.
+Here W_i is built from the layer's *forward* map applied to the unit vectors, and z_b
+from W_i as a matrix product: nothing of the fast path's transposed map is reused, so
+comparing ``M @ R`` with the fast path checks the transposed maps too.
+
+Column k of M says how output k's relevance is split over the inputs: for a
+conservative rule (no bias, ε = 0) each column of an active output sums to 1; the
+deficit 1 − Σ_j M_jk is the share absorbed by bias and stabilizer.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .backend import get_namespace
+from .layers import Layer, LinearLayer
+from .rules import Pass, Rule, branch_denominator, safe_divide
+
+__all__ = ["relevance_matrix", "forward_matrix"]
+
+#: How many unit vectors are pushed through a layer at once when building a matrix.
+BASIS_CHUNK = 512
+
+
+def forward_matrix(layer: LinearLayer, weight: Any, input_shape: tuple[int, ...], sparse: bool = False) -> Any:
+    """The (out_features × in_features) matrix of ``x ↦ layer.linear_forward(x, weight)`` (no bias).
+
+    ``input_shape`` is one sample's shape without the batch axis. ``weight`` may carry a batch
+    axis of size 1 (max pooling's selection weights); it then applies to every unit vector.
+    """
+    xp = get_namespace(weight)
+    in_features = math.prod(input_shape)
+    blocks = []
+    for start in range(0, in_features, BASIS_CHUNK):
+        stop = min(in_features, start + BASIS_CHUNK)
+        basis = xp.eye(stop - start, in_features, k=start, dtype=weight.dtype, device=weight.device)
+        images = layer.linear_forward(xp.reshape(basis, (stop - start, *input_shape)), weight, None)
+        block = xp.matrix_transpose(xp.reshape(images, (stop - start, -1)))   # (out, chunk)
+        blocks.append(_to_sparse(block) if sparse else block)
+    if sparse:
+        import scipy.sparse
+
+        return scipy.sparse.hstack(blocks).tocsr()
+    return blocks[0] if len(blocks) == 1 else xp.concat(blocks, axis=1)
+
+
+def _to_sparse(block: Any) -> Any:
+    from .backend import to_numpy
+    import scipy.sparse
+
+    return scipy.sparse.csc_matrix(to_numpy(block))
+
+
+def relevance_matrix(layer: Layer, a: Any, rule: Rule, stabilizer: Any = None, sparse: bool = False) -> Any:
+    """The explicit LRP matrix M (in_features × out_features) of ``rule`` on ``layer`` at input ``a``.
+
+    ``a`` is one sample, with or without a leading batch axis of 1. ``stabilizer`` overrides the
+    rule's stabilizer (a name or callable). ``sparse=True`` returns a SciPy CSR matrix (NumPy
+    inputs), which keeps convolution matrices of larger images in memory.
+    R_lower = (M @ R_upper.ravel()).reshape(a.shape) reproduces the fast path.
+    """
+    xp = get_namespace(a)
+    if a.ndim == 0:
+        raise ValueError("relevance_matrix needs one sample's activations, got a scalar")
+    batched = a.ndim == getattr(layer, "input_rank", a.ndim)
+    if batched and a.shape[0] != 1:
+        raise ValueError(f"relevance_matrix explains one sample; got a batch of shape {tuple(a.shape)}")
+    sample = a if batched else xp.expand_dims(a, axis=0)
+    input_shape = tuple(sample.shape[1:])
+    in_features = math.prod(input_shape)
+    if stabilizer is not None:
+        import copy
+        from .stabilizers import get_stabilizer
+
+        rule = copy.copy(rule)
+        rule.stabilizer = get_stabilizer(stabilizer)
+    if isinstance(rule, Pass):
+        output = layer.forward(sample)
+        if math.prod(output.shape) != in_features:
+            raise ValueError(f"Pass through {layer.describe()} changes the size; no matrix exists")
+        return xp.eye(in_features, dtype=a.dtype, device=a.device)
+    if not isinstance(layer, LinearLayer):
+        raise TypeError(f"relevance_matrix needs a linear layer (Dense, Conv2d, pooling), got {layer.describe()}")
+    total = None
+    for branch in rule.layer_branches(layer, sample):
+        denominator = _matrix_denominator(layer, branch, input_shape, sparse)
+        z = rule.stabilize(xp.reshape(denominator, (1, -1)))
+        column_scale = safe_divide(xp.ones_like(z), z) * branch.scale
+        if branch.mask is not None:
+            column_scale = column_scale * xp.reshape(branch.mask, (1, -1))
+        for term in branch.terms:
+            weights = forward_matrix(layer, term.weight, input_shape, sparse)      # (out, in)
+            row_scale = xp.reshape(xp.broadcast_to(term.input, sample.shape), (-1,))
+            if sparse:
+                import scipy.sparse
+                from .backend import to_numpy
+
+                piece = (scipy.sparse.diags(to_numpy(row_scale)) @ weights.T
+                         @ scipy.sparse.diags(to_numpy(column_scale)[0]))
+            else:
+                piece = xp.reshape(row_scale, (-1, 1)) * xp.matrix_transpose(weights) * column_scale
+            total = piece if total is None else total + piece
+    return total.tocsr() if sparse else total
+
+
+def _matrix_denominator(layer: LinearLayer, branch: Any, input_shape: tuple[int, ...], sparse: bool) -> Any:
+    """z_b = Σ_i W_i a_i + β_i computed with the explicit matrices (no transposed maps)."""
+    xp = get_namespace(branch.terms[0].input)
+    total = None
+    for term in branch.terms:
+        weights = forward_matrix(layer, term.weight, input_shape, sparse)
+        flat_input = xp.reshape(xp.broadcast_to(term.input, (1, *input_shape)), (-1,))
+        if sparse:
+            from .backend import to_numpy
+
+            product = xp.asarray(weights @ to_numpy(flat_input))
+        else:
+            product = xp.matmul(weights, flat_input)
+        if term.bias is not None:
+            zeros = xp.zeros((1, *input_shape), dtype=flat_input.dtype, device=flat_input.device)
+            product = product + xp.reshape(layer.linear_forward(zeros, term.weight, term.bias), (-1,))
+        total = product if total is None else total + product
+    return total
