@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any, Literal, Sequence
+from typing import Any, Callable, Literal, Sequence
 
 from .backend import get_namespace, to_numpy
 from .composites import Composite, get_composite
@@ -44,6 +44,7 @@ class TraceStep:
     branches: list[BranchRecord]
     sum_out: Any
     sum_in: Any
+    info: dict = dataclasses.field(default_factory=dict)
 
     @property
     def z(self) -> Any:
@@ -260,7 +261,8 @@ def _onehot(targets: Any, classes: int) -> Any:
 
 def explain(model: Sequential, x: Any, target: Target = None, composite: Composite | str | None = None,
             stabilizer: str | None = None, top: Literal["logit", "logprob_ratio"] = "logit",
-            record: bool = False) -> Explanation:
+            record: bool = False, activations: list[Any] | None = None,
+            modify: Callable[..., Any] | None = None) -> Explanation:
     """Explain ``model``'s prediction on the batch ``x`` with LRP.
 
     ``target``: None or ``"pred"`` (the predicted class), an int (same class for every
@@ -270,6 +272,12 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
     target logit (R = onehot ⊙ f(x)); ``"logprob_ratio"`` explains η_c = log(p_c/(1−p_c))
     with the min-take-most top layer (needs a Dense output layer). ``record``: keep a
     :class:`Trace` of every intermediate quantity.
+
+    ``activations``: the list [a_0 = x, ..., a_L] from ``model.forward(x, record=True)``, to
+    reuse one forward pass for many composites (sweeps). ``modify``: a callable
+    ``modify(index, layer, rule, a, relevance_upper, relevance_lower) -> relevance_lower`` or
+    ``-> (relevance_lower, info)``, applied after each layer's rule (pruned LRP uses it);
+    ``info`` (a dict) is kept in the trace step.
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be an lrpcore.Sequential, got {type(model).__name__}")
@@ -284,7 +292,11 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
         warnings.warn("the model has BatchNorm layers; LRP passes relevance through them unchanged. "
                       "Fold them first with lrpcore.canonize(model).", stacklevel=2)
 
-    activations = model.forward(x, record=True)
+    if activations is None:
+        activations = model.forward(x, record=True)
+    elif len(activations) != len(model) + 1:
+        raise ShapeError(f"activations must hold {len(model) + 1} arrays (input and every layer output), "
+                         f"got {len(activations)}")
     logits = activations[-1]
     if logits.ndim != 2:
         raise ShapeError(f"the model output must be (N, classes) scores, got shape {tuple(logits.shape)}")
@@ -324,6 +336,10 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
         upper = relevances[index + 1]
         branches: list[BranchRecord] = []
         lower = rule.relevance(layer, a, upper, record=branches)
+        info = None
+        if modify is not None:
+            modified = modify(index, layer, rule, a, upper, lower)
+            lower, info = modified if isinstance(modified, tuple) else (modified, None)
         relevances[index] = lower
         for branch in branches:
             zero_counts[index] += branch.zero_denominators
@@ -331,7 +347,7 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
         if record:
             trace[index] = TraceStep(index, layer, rule, a, upper, lower, branches,
                                      xp.sum(xp.reshape(upper, (upper.shape[0], -1)), axis=1),
-                                     xp.sum(xp.reshape(lower, (lower.shape[0], -1)), axis=1))
+                                     xp.sum(xp.reshape(lower, (lower.shape[0], -1)), axis=1), info or {})
     return Explanation(relevance=relevances[0], output=output, target=targets, logits=logits,
                        layer_relevances=relevances, rules=rules, model=model, trace=trace,
                        near_zero_denominators=near_counts, zero_denominators=zero_counts)
