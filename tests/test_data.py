@@ -159,7 +159,8 @@ def test_shapes_watermark_glyph_identifies_the_class():
     for label in range(len(SHAPE_NAMES)):
         # At full strength the region is exactly the class glyph, the same in every channel.
         expected = _watermark_patch(SHAPE_NAMES[label], cell=2)
-        np.testing.assert_array_equal(glyphs[dataset.y == label], np.broadcast_to(expected, glyphs[dataset.y == label].shape))
+        class_glyphs = glyphs[dataset.y == label]
+        np.testing.assert_array_equal(class_glyphs, np.broadcast_to(expected, class_glyphs.shape))
     patches = [_watermark_patch(name, cell=2) for name in SHAPE_NAMES]
     for first in range(len(patches)):
         for second in range(first + 1, len(patches)):
@@ -278,7 +279,8 @@ def test_motif_both_strands_plants_reverse_complements():
     sequences = sequences_to_strings(dataset.x)
     info = dataset.meta["per_sample"]
     reverse_seen = forward_seen = False
-    for label, sequence, sample_starts, reverse in zip(dataset.y, sequences, info["motif_starts"], info["motif_reverse"]):
+    samples = zip(dataset.y, sequences, info["motif_starts"], info["motif_reverse"])
+    for label, sequence, sample_starts, reverse in samples:
         if label == 0:
             continue
         motif = DEFAULT_MOTIFS[label - 1]

@@ -263,7 +263,9 @@ def _draw_background(rng: np.random.Generator, axis_coordinates: np.ndarray, siz
     coordinates = axis_coordinates - np.float32(size / 2)
 
     def field_from(slope_y: float, slope_x: float, offset: float) -> np.ndarray:
-        return (coordinates * np.float32(slope_y))[:, None] + (coordinates * np.float32(slope_x) + np.float32(offset))[None, :]
+        along_y = coordinates * np.float32(slope_y)
+        along_x = coordinates * np.float32(slope_x) + np.float32(offset)
+        return along_y[:, None] + along_x[None, :]
 
     # Constant colour plus a smooth gradient towards a second colour.
     start_colour = rng.uniform(0.1, 0.9, size=3)
@@ -372,7 +374,8 @@ def _draw_image(
     # Mild linear shading across the object so it is not a flat colour.
     shade_angle = rng.uniform(0.0, 2 * math.pi)
     shade_strength = rng.uniform(0.0, 0.25) / (2 * radius)
-    shading = (offset_x * (math.cos(shade_angle) * shade_strength) + offset_y * (math.sin(shade_angle) * shade_strength)) + 1.0
+    shading = offset_x * (math.cos(shade_angle) * shade_strength) + offset_y * (math.sin(shade_angle) * shade_strength)
+    shading += 1.0
     region += _coverage(distance) * (_colour(object_colour) * shading - region)
 
     if noise > 0.0:
@@ -511,7 +514,7 @@ def shapes(
         if watermark:
             # Separate stream: whether and how the watermark is drawn never
             # changes the rest of the image.
-            watermark_rng = rng
+            watermark_rng = seeded_generator(seed, index, stream=1)
             if watermark_rng.random() < watermark_prob:
                 watermark_present[index] = True
                 region = image[:, top:bottom, left:right]
