@@ -71,7 +71,7 @@ def fold(columns: Any, input_shape: tuple[int, ...], kernel: tuple[int, int], st
         for j in range(kernel_w):
             rows = slice(i, i + stride_h * (out_h - 1) + 1, stride_h)
             cols = slice(j, j + stride_w * (out_w - 1) + 1, stride_w)
-            padded[:, :, rows, cols] = padded[:, :, rows, cols] + columns[:, :, i * kernel_w + j]
+            padded[:, :, rows, cols] = padded[:, :, rows, cols] + columns[:, :, i * kernel_w + j, ...]
     if pad_h == 0 and pad_w == 0:
         return padded
     return padded[:, :, pad_h:pad_h + height, pad_w:pad_w + width]

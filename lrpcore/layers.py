@@ -289,7 +289,7 @@ class Conv2d(LinearLayer):
         chunk = self._chunk(matrix.shape[1] * out_h * out_w * _itemsize(x))
         outputs = []
         for start in range(0, x.shape[0], chunk):
-            part = x[start:start + chunk]
+            part = x[start:min(start + chunk, x.shape[0]), ...]
             columns = _conv.unfold(part, kernel, self.stride, self.padding)
             columns = xp.reshape(columns, (part.shape[0], matrix.shape[1], out_h * out_w))
             outputs.append(xp.matmul(matrix, columns))
@@ -308,7 +308,7 @@ class Conv2d(LinearLayer):
         chunk = self._chunk(matrix_t.shape[0] * out_h * out_w * _itemsize(s))
         parts = []
         for start in range(0, batch, chunk):
-            part = xp.reshape(s[start:start + chunk], (-1, out_channels, out_h * out_w))
+            part = xp.reshape(s[start:min(start + chunk, batch), ...], (-1, out_channels, out_h * out_w))
             columns = xp.matmul(matrix_t, part)
             columns = xp.reshape(columns, (part.shape[0], self.in_channels, kernel_area, out_h, out_w))
             shape = (part.shape[0], *tuple(input_shape[1:]))
@@ -526,3 +526,7 @@ class BatchNorm2d(_BatchNorm):
     """Batch normalisation of (N, C, H, W) inputs, inference form."""
 
     _ranks = (4,)
+
+
+# The 1-D sequence layers live in their own module; re-exported here so all layers import from one place.
+from .layers1d import AvgPool1d, Conv1d, MaxPool1d  # noqa: E402  (after the classes layers1d builds on)

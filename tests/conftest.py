@@ -1,0 +1,59 @@
+"""Shared fixtures: backends the rule suite runs on, and small networks."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _cupy_reason() -> str | None:
+    try:
+        import cupy
+    except Exception as error:  # ImportError, or a CUDA library that fails to load
+        return f"cupy not importable ({type(error).__name__}: {error})"
+    try:
+        if cupy.cuda.runtime.getDeviceCount() < 1:
+            return "cupy imports but no CUDA GPU is present"
+    except Exception as error:
+        return f"cupy imports but no usable CUDA GPU ({type(error).__name__}: {error})"
+    return None
+
+
+BACKENDS = [
+    "numpy",
+    "array_api_strict",
+    pytest.param("cupy", marks=[pytest.mark.cupy,
+                                pytest.mark.skipif(_cupy_reason() is not None, reason=str(_cupy_reason()))]),
+]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    """Name of an array backend the engine must run on."""
+    if request.param == "array_api_strict":
+        pytest.importorskip("array_api_strict")
+    return request.param
+
+
+def relu_network(seed: int = 0, bias: bool = True, dtype=np.float64):
+    """A small conv net with every layer kind: conv (stride, padding), max/avg pooling, dense."""
+    from lrpcore import ModelMetadata, Sequential
+    from lrpcore.layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
+
+    rng = np.random.default_rng(seed)
+
+    def maybe(shape, scale=0.1):
+        return (rng.normal(size=shape) * scale).astype(dtype) if bias else np.zeros(shape, dtype)
+
+    layers = [
+        Conv2d(rng.normal(size=(4, 3, 3, 3)).astype(dtype) * 0.5, maybe(4), padding=1),
+        ReLU(),
+        MaxPool2d(2),
+        Conv2d(rng.normal(size=(6, 4, 3, 3)).astype(dtype) * 0.4, maybe(6), stride=2, padding=1),
+        ReLU(),
+        AvgPool2d(2),
+        Flatten(),
+        Dense(rng.normal(size=(8, 6)).astype(dtype) * 0.5, maybe(8)),
+        ReLU(),
+        Dense(rng.normal(size=(5, 8)).astype(dtype) * 0.5, maybe(5)),
+    ]
+    return Sequential(layers, ModelMetadata(input_shape=(3, 8, 8), name="relu_network"))
