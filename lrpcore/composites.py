@@ -4,13 +4,16 @@ A :class:`Composite` resolves a rule for every layer of a :class:`~lrpcore.Seque
 The resolution order, from most to least specific, is:
 
 1. ``by_index``: an exact integer index (negative counts from the end), then the
-   first ``range``/``slice`` key (in insertion order) that contains the index;
+   first ``range``/``slice`` key (in insertion order) that contains the index
+   (a span covers the element-wise layers in it with Pass, so ``{range(1, 17): Gamma()}``
+   can be written as in the thesis' tables);
 2. ``assign``: a preset's own mapping, computed from the model (e.g. "the first half
    of the conv stack");
 3. ``first``: the first layer whose type is in ``first_types`` (default: the first
    Dense or Conv2d), as zennit's "first layer" maps do;
 4. ``by_type``: the layer's exact class, then the first listed class it is an instance of;
-5. layers that are not linear (ReLU, Flatten, Dropout, BatchNorm) get :class:`~lrpcore.rules.Pass`;
+5. layers that are not linear (ReLU, Flatten, Dropout, BatchNorm) get :class:`~lrpcore.rules.Pass`
+   (naming one with an exact index and another rule is an error);
 6. ``default`` (LRP-0 if not given).
 
 Indices are positions in ``model.layers``. A key beyond the model is an error, not ignored.
@@ -21,6 +24,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 from .errors import CompositeError
 from .layers import AvgPool2d, Conv2d, Dense, Layer, LinearLayer, MaxPool2d
+from .layers1d import AvgPool1d, Conv1d, MaxPool1d
 from .rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, Rule, Zero, ZBox, ZPlus
 
 __all__ = [
@@ -49,7 +53,7 @@ class Composite:
                  first: Rule | None = None,
                  default: Rule | None = None,
                  assign: Callable[[Any], dict[int, Rule]] | None = None,
-                 first_types: Sequence[type] = (Dense, Conv2d),
+                 first_types: Sequence[type] = (Dense, Conv2d, Conv1d),
                  name: str = "custom"):
         self.by_index = dict(by_index or {})
         self.by_type = dict(by_type or {})
@@ -80,16 +84,17 @@ class Composite:
                     raise CompositeError(f"composite {self.name!r} names layers {key}, beyond the model's "
                                          f"{count} layers (indices 0..{count - 1})")
 
-    def _from_index(self, index: int, count: int) -> Rule | None:
+    def _from_index(self, index: int, count: int) -> tuple[Rule | None, bool]:
+        """(rule, named exactly): an integer key names one layer, a range/slice a span of layers."""
         for key, rule in self.by_index.items():
             if isinstance(key, int) and key % count == index:
-                return rule
+                return rule, True
         for key, rule in self.by_index.items():
             if isinstance(key, range) and index in key:
-                return rule
+                return rule, False
             if isinstance(key, slice) and index in range(count)[key]:
-                return rule
-        return None
+                return rule, False
+        return None, False
 
     def _from_type(self, layer: Layer) -> Rule | None:
         if type(layer) in self.by_type:
@@ -108,7 +113,15 @@ class Composite:
         first_index = next((i for i, layer in enumerate(layers) if isinstance(layer, self.first_types)), None)
         resolved = []
         for index, layer in enumerate(layers):
-            rule = self._from_index(index, count)
+            rule, exact = self._from_index(index, count)
+            if not isinstance(layer, LinearLayer):
+                # spans (ranges, types, defaults) cover element-wise layers with Pass; naming one
+                # exactly with another rule is a mistake worth an error
+                if exact and not isinstance(rule, Pass):
+                    raise CompositeError(f"composite {self.name!r} gives {rule.describe()} to layer {index} "
+                                         f"({layer.describe()}), which is not linear; only Pass applies there")
+                resolved.append(rule if exact else Pass())
+                continue
             if rule is None:
                 rule = assigned.get(index)
             if rule is None and self.first is not None and index == first_index:
@@ -116,10 +129,7 @@ class Composite:
             if rule is None:
                 rule = self._from_type(layer)
             if rule is None:
-                rule = Pass() if not isinstance(layer, LinearLayer) else self.default
-            if not isinstance(layer, LinearLayer) and not isinstance(rule, Pass):
-                raise CompositeError(f"composite {self.name!r} gives {rule.describe()} to layer {index} "
-                                     f"({layer.describe()}), which is not linear; only Pass applies there")
+                rule = self.default
             resolved.append(rule)
         return resolved
 
@@ -148,7 +158,7 @@ def uniform(rule: Rule) -> Composite:
 def _feature_groups(model: Any, group_count: int) -> tuple[int | None, list[list[int]], list[int]]:
     """Split a model into (first feature layer, groups of the remaining feature layers, top layers).
 
-    Feature layers are the Conv2d layers, or for a network without convolutions every
+    Feature layers are the Conv2d (and Conv1d) layers, or for a network without convolutions every
     Dense layer but the last. The remaining feature layers are cut into ``group_count``
     consecutive groups as evenly as possible (earlier groups take the extra layer), the
     split the thesis' Tables 2.3–2.4 make on VGG-16's 12 convolutions after the first.
@@ -156,7 +166,7 @@ def _feature_groups(model: Any, group_count: int) -> tuple[int | None, list[list
     after the last feature layer is a top layer.
     """
     layers = list(model.layers)
-    features = [i for i, layer in enumerate(layers) if isinstance(layer, Conv2d)]
+    features = [i for i, layer in enumerate(layers) if isinstance(layer, (Conv2d, Conv1d))]
     if not features:
         dense = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
         features = dense[:-1] if len(dense) > 1 else dense
@@ -177,7 +187,7 @@ def _feature_groups(model: Any, group_count: int) -> tuple[int | None, list[list
     for index in range(first + 1, head):
         if index in owner:
             current = owner[index]
-        elif isinstance(layers[index], (AvgPool2d, MaxPool2d)):
+        elif isinstance(layers[index], (AvgPool2d, MaxPool2d, AvgPool1d, MaxPool1d)):
             groups[current].append(index)
     top = [i for i, layer in enumerate(layers)
            if i > features[-1] and isinstance(layer, LinearLayer)
@@ -255,7 +265,7 @@ def cmp(alpha: int = 1, flat_input: bool = False, epsilon: float = 1e-6, stabili
     if alpha not in (1, 2):
         raise ValueError(f"cmp takes alpha=1 (α1β0) or alpha=2 (α2β1), got {alpha}")
     conv_rule = AlphaBeta(alpha, alpha - 1, stabilizer=stabilizer)
-    return Composite(by_type={Conv2d: conv_rule, Dense: Epsilon(epsilon, stabilizer=stabilizer),
+    return Composite(by_type={Conv2d: conv_rule, Conv1d: conv_rule, Dense: Epsilon(epsilon, stabilizer=stabilizer),
                               **_zennit_pooling(stabilizer)},
                      first=Flat(stabilizer=stabilizer) if flat_input else None,
                      name=f"cmp(α{alpha}β{alpha - 1}{', flat' if flat_input else ''})")
@@ -265,8 +275,9 @@ def cmp(alpha: int = 1, flat_input: bool = False, epsilon: float = 1e-6, stabili
 def _zennit_pooling(stabilizer: str) -> dict[type, Rule]:
     # zennit: AvgPool gets the parameter-free ε rule (Norm); max pooling is left to the
     # gradient, i.e. all relevance to the first maximum (LRP-0 on the winner's weight).
-    return {AvgPool2d: Epsilon(1e-6, stabilizer="zennit"),
-            MaxPool2d: Zero(stabilizer="vanilla", maxpool="winner_first")}
+    pool_rules = {AvgPool2d: Epsilon(1e-6, stabilizer="zennit"),
+                  MaxPool2d: Zero(stabilizer="vanilla", maxpool="winner_first")}
+    return {**pool_rules, AvgPool1d: pool_rules[AvgPool2d], MaxPool1d: pool_rules[MaxPool2d]}
 
 
 def epsilon_gamma_box(low: Any = None, high: Any = None, epsilon: float = 1e-6, gamma: float = 0.25,
@@ -276,20 +287,22 @@ def epsilon_gamma_box(low: Any = None, high: Any = None, epsilon: float = 1e-6, 
     ``symmetric_gamma=True`` uses zennit's sign-of-z form of γ (see :class:`~lrpcore.rules.Gamma`).
     """
     def first_conv_bounds(model: Any) -> dict[int, Rule]:
-        index = next((i for i, layer in enumerate(model.layers) if isinstance(layer, Conv2d)), None)
+        index = next((i for i, layer in enumerate(model.layers) if isinstance(layer, (Conv2d, Conv1d))), None)
         if index is None:
             return {}
         box_low, box_high = _bounds(model, low, high)
         return {index: ZBox(box_low, box_high, stabilizer=stabilizer, epsilon=1e-6)}
 
-    return Composite(by_type={Conv2d: Gamma(gamma, stabilizer=stabilizer, symmetric=symmetric_gamma),
+    conv_rule = Gamma(gamma, stabilizer=stabilizer, symmetric=symmetric_gamma)
+    return Composite(by_type={Conv2d: conv_rule, Conv1d: conv_rule,
                               Dense: Epsilon(epsilon, stabilizer=stabilizer), **_zennit_pooling(stabilizer)},
                      assign=first_conv_bounds, name="epsilon_gamma_box")
 
 
 def epsilon_plus(epsilon: float = 1e-6, stabilizer: str = "zennit") -> Composite:
     """zennit's EpsilonPlus: z⁺ on convolutions, ε on dense layers."""
-    return Composite(by_type={Conv2d: ZPlus(stabilizer=stabilizer), Dense: Epsilon(epsilon, stabilizer=stabilizer),
+    return Composite(by_type={Conv2d: ZPlus(stabilizer=stabilizer), Conv1d: ZPlus(stabilizer=stabilizer),
+                              Dense: Epsilon(epsilon, stabilizer=stabilizer),
                               **_zennit_pooling(stabilizer)}, name="epsilon_plus")
 
 
@@ -303,7 +316,8 @@ def epsilon_plus_flat(epsilon: float = 1e-6, stabilizer: str = "zennit") -> Comp
 
 def epsilon_alpha2_beta1(epsilon: float = 1e-6, stabilizer: str = "zennit") -> Composite:
     """zennit's EpsilonAlpha2Beta1: α2β1 on convolutions, ε on dense layers."""
-    return Composite(by_type={Conv2d: AlphaBeta(2, 1, stabilizer=stabilizer),
+    conv_rule = AlphaBeta(2, 1, stabilizer=stabilizer)
+    return Composite(by_type={Conv2d: conv_rule, Conv1d: conv_rule,
                               Dense: Epsilon(epsilon, stabilizer=stabilizer), **_zennit_pooling(stabilizer)},
                      name="epsilon_alpha2_beta1")
 
