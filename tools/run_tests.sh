@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Install lrpcore with everything its test suite uses, then run the suite.
+# Used by README's test command and by CI (.ci/run). Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pip_install() { python -m pip install --quiet --disable-pip-version-check "$@"; }
+
+# PyTorch first, pinned: 2.13.0 is a CPU wheel these machines already hold. An unpinned torch
+# (pulled in by another package) would download several GB of CUDA packages.
+pip_install torch==2.13.0
+pip_install -e ".[test,eval,torch]"
+# zennit, the reference implementation the suite compares with. A plain install pulls torchvision
+# and a newer CUDA torch; zennit itself needs only torch, numpy, pillow and click.
+pip_install --no-deps zennit==0.5.1
+pip_install click
+
+python -m pytest "$@"
