@@ -186,3 +186,15 @@ def test_float32_is_kept_and_float64_is_available():
     result64 = explain(model32.astype("float64"), x, composite="epsilon_gamma_box")
     assert result64.relevance.dtype == np.float64
     np.testing.assert_allclose(result32.relevance, result64.relevance, rtol=1e-3, atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["dense", "conv2d", "avgpool2d", "maxpool2d"])
+def test_sparse_relevance_matrix_equals_the_dense_one(kind):
+    scipy_sparse = pytest.importorskip("scipy.sparse")
+    layer, shape = random_layer(kind, 12)
+    a = random_input(shape, 12, nonnegative=False, ties=kind == "maxpool2d")
+    for rule in (Epsilon(0.2), Gamma(0.25, symmetric=True), AlphaBeta(2, 1), ZBox(-2.0, 2.0)):
+        dense = relevance_matrix(layer, a, rule)
+        sparse = relevance_matrix(layer, a, rule, sparse=True)
+        assert scipy_sparse.issparse(sparse)
+        np.testing.assert_allclose(sparse.toarray(), dense, rtol=1e-12, atol=1e-15)
