@@ -14,6 +14,7 @@ from .errors import (CompositeError, ConservationError, DTypeError, InputValueEr
                      ShapeError)
 from .explain import Explanation, Trace, check_conservation, explain, gradient
 from .instability import detect_instability
+from .io import load, save
 from .matrix import relevance_matrix
 from .model import ModelMetadata, Sequential, canonize
 
@@ -39,7 +40,9 @@ __all__ = [
     "explain",
     "gradient",
     "layers",
+    "load",
     "relevance_matrix",
     "rules",
+    "save",
     "stabilizers",
 ]

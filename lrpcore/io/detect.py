@@ -1,0 +1,64 @@
+"""Which kind of model file a path holds, judged by its content first and its name second.
+
+lrpcore and Keras files are both HDF5 and often both named ``.h5``; ``.keras`` archives and
+PyTorch's ``torch.save`` files are both zip archives. The content decides:
+
+- HDF5 whose root attribute ``format`` is ``"lrpcore-model"`` → ``"lrpcore"``;
+- other HDF5 → ``"keras"`` (the Keras reader says precisely if it is not);
+- a zip holding ``config.json`` → ``"keras"``; a zip holding ``*/data.pkl`` → ``"torch"``;
+- a file named ``.pt``/``.pth``/``.bin`` that is neither (old pickle-based ``torch.save``) → ``"torch"``.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import zipfile
+
+import h5py
+
+from ..errors import ModelFormatError
+from .hdf5 import FORMAT_NAME
+
+__all__ = ["detect_format", "FORMATS"]
+
+FORMATS = ("lrpcore", "keras", "torch")
+_TORCH_SUFFIXES = (".pt", ".pth", ".bin")
+
+
+def _is_hdf5(path: str) -> bool:
+    try:
+        return bool(h5py.is_hdf5(path))
+    except (OSError, ValueError):
+        return False
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """``"lrpcore"``, ``"keras"`` or ``"torch"`` for the model file at ``path``; ModelFormatError if none."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, "model file not found", path)
+    if os.path.isdir(path):
+        raise ModelFormatError(f"{path}: is a directory, not a model file")
+    if _is_hdf5(path):
+        try:
+            with h5py.File(path, "r") as handle:
+                found = handle.attrs.get("format")
+        except (OSError, ValueError, KeyError, TypeError):
+            found = None
+        if isinstance(found, bytes):
+            found = found.decode("utf-8", "replace")
+        return "lrpcore" if found == FORMAT_NAME else "keras"
+    if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except (OSError, zipfile.BadZipFile) as error:
+            raise ModelFormatError(f"{path}: damaged zip archive ({error})") from None
+        if "config.json" in names:
+            return "keras"
+        if any(name.endswith("data.pkl") for name in names):
+            return "torch"
+    if path.lower().endswith(_TORCH_SUFFIXES):
+        return "torch"
+    raise ModelFormatError(f"{path}: not a model file lrpcore reads: expected lrpcore or Keras HDF5, a .keras "
+                           "archive, or a PyTorch state dict (.pt/.pth)")

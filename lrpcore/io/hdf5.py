@@ -1,0 +1,446 @@
+"""lrpcore's native model file: one HDF5 file per :class:`~lrpcore.Sequential` (layout in ``models/FORMAT.md``).
+
+``save`` writes to a temporary file in the destination folder and renames it into
+place, so a crash never leaves a half-written model, and never replaces an existing
+file unless ``overwrite=True``. ``load`` checks every attribute, dataset, shape and
+dtype, builds every layer, and runs :func:`lrpcore.io.validate.check_model` before it
+returns: it gives a complete, consistent model or raises
+:class:`~lrpcore.errors.ModelFormatError` (``FileNotFoundError`` for a missing file).
+Round trips are exact: the same arrays bit for bit, layer types, hyperparameters,
+metadata and dtype.
+"""
+from __future__ import annotations
+
+import dataclasses
+import errno
+import inspect
+import os
+import tempfile
+from typing import Any
+
+import h5py
+import numpy
+
+from ..errors import LRPError, ModelFormatError
+from ..layers import Layer
+from ..model import ModelMetadata, Sequential
+from ..backend import to_numpy
+from . import registry
+from .validate import FLOAT_DTYPES, check_model
+
+__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save", "load", "is_lrpcore_file"]
+
+#: Value of the root attribute ``format``.
+FORMAT_NAME = "lrpcore-model"
+#: Value of the root attribute ``format_version`` this code writes; it reads versions 1..FORMAT_VERSION.
+FORMAT_VERSION = 1
+
+_ROOT_ATTRIBUTES = {"format", "format_version", "dtype", "lrpcore_version"}
+_METADATA_FIELDS = ("input_shape", "value_range", "mean", "std", "class_names", "name", "description")
+_TYPE_ATTRIBUTE = "type"
+# Any failure h5py or NumPy can raise while reading a damaged file; turned into ModelFormatError.
+_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError,
+                UnicodeError, OverflowError, MemoryError)
+
+
+# --- writing ------------------------------------------------------------------------------------
+def _encode_value(value: Any, where: str) -> Any:
+    """A hyperparameter or metadata value as an HDF5 attribute: scalars as such, sequences as 1-D arrays."""
+    if isinstance(value, (bool, numpy.bool_)):
+        return numpy.bool_(value)
+    if isinstance(value, (int, numpy.integer)):
+        return numpy.int64(value)
+    if isinstance(value, (float, numpy.floating)):
+        return numpy.float64(value)
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (list, tuple)):
+        if all(isinstance(item, (int, numpy.integer)) and not isinstance(item, bool) for item in value):
+            return numpy.asarray(value, dtype=numpy.int64)
+        if all(isinstance(item, (int, float, numpy.integer, numpy.floating)) and not isinstance(item, bool)
+               for item in value):
+            return numpy.asarray(value, dtype=numpy.float64)
+        if all(isinstance(item, str) for item in value):
+            return numpy.asarray(value, dtype=h5py.string_dtype())
+    raise ModelFormatError(f"{where}: value {value!r} cannot be stored (use int, float, bool, str or a list of one kind)")
+
+
+def _layer_record(index: int, layer: Layer) -> tuple[str, dict[str, Any], dict[str, numpy.ndarray]]:
+    """(type name, encoded hyperparameters, NumPy parameters) of one layer; checks it can be read back."""
+    type_name = registry.layer_type_name(layer)
+    where = f"layer {index} ({layer.describe()})"
+    arguments = set(inspect.signature(type(layer)).parameters)
+    parameters = {name: to_numpy(value) for name, value in layer.parameters().items()}
+    hyperparameters = {}
+    for name, value in layer.hyperparameters().items():
+        if name == _TYPE_ATTRIBUTE or name in parameters:
+            raise ModelFormatError(f"{where}: hyperparameter name {name!r} clashes with the format's own names")
+        hyperparameters[name] = _encode_value(value, f"{where} hyperparameter {name!r}")
+    missing = [name for name in parameters if name not in arguments]
+    if missing:
+        raise ModelFormatError(f"{where}: {type(layer).__name__}.__init__ takes no argument named {missing}, "
+                               "so the layer could not be rebuilt from the file")
+    return type_name, hyperparameters, parameters
+
+
+def _write_metadata(group: h5py.Group, metadata: ModelMetadata) -> None:
+    known = set(_METADATA_FIELDS)
+    for field in dataclasses.fields(ModelMetadata):
+        if field.name not in known and getattr(metadata, field.name) != field.default:
+            raise ModelFormatError(f"metadata field {field.name!r} is not part of format version {FORMAT_VERSION}")
+    group.attrs["name"] = metadata.name
+    group.attrs["description"] = metadata.description
+    group.attrs["value_range"] = numpy.asarray(metadata.value_range, dtype=numpy.float64)
+    if metadata.input_shape is not None:
+        group.attrs["input_shape"] = numpy.asarray(metadata.input_shape, dtype=numpy.int64)
+    for name in ("mean", "std"):
+        values = getattr(metadata, name)
+        if values is not None:
+            group.attrs[name] = numpy.asarray(values, dtype=numpy.float64)
+    if metadata.class_names is not None:
+        group.attrs["class_names"] = numpy.asarray(list(metadata.class_names), dtype=h5py.string_dtype())
+
+
+def _write(handle: h5py.File, model: Sequential, records: list, dtype: numpy.dtype | None) -> None:
+    from .. import __version__
+
+    handle.attrs["format"] = FORMAT_NAME
+    handle.attrs["format_version"] = numpy.int64(FORMAT_VERSION)
+    handle.attrs["lrpcore_version"] = __version__
+    handle.attrs["dtype"] = dtype.name if dtype is not None else "none"
+    _write_metadata(handle.create_group("metadata"), model.metadata)
+    layers = handle.create_group("layers")
+    layers.attrs["count"] = numpy.int64(len(records))
+    for index, (type_name, hyperparameters, parameters) in enumerate(records):
+        group = layers.create_group(str(index))
+        group.attrs[_TYPE_ATTRIBUTE] = type_name
+        for name, value in hyperparameters.items():
+            group.attrs[name] = value
+        for name, array in parameters.items():
+            array = numpy.ascontiguousarray(array)
+            if array.size:  # Fletcher-32 checksums let a reader detect flipped bytes in the weights
+                group.create_dataset(name, data=array, chunks=True, fletcher32=True)
+            else:
+                group.create_dataset(name, data=array)
+
+
+def _default_permissions(path: str) -> None:
+    """Give a temporary file (created 0600) the permissions a normally created file would have."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+
+
+def save(model: Sequential, path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Write ``model`` to ``path`` in lrpcore's HDF5 format (``models/FORMAT.md``).
+
+    An existing file is replaced only with ``overwrite=True`` (``FileExistsError`` otherwise).
+    The model is checked first (:func:`~lrpcore.io.validate.check_model`), then written to a
+    temporary file in the same folder and renamed into place, so readers see either the old
+    file or the complete new one.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, "cannot save a model onto a directory", path)
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(errno.EEXIST, "file exists; pass overwrite=True (--overwrite) to replace it", path)
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, "folder does not exist", folder)
+    source = f"model {model.metadata.name!r}" if isinstance(model, Sequential) else "model"
+    check_model(model, source)
+    dtype = None
+    for layer in model.layers:
+        for value in layer.parameters().values():
+            dtype = to_numpy(value).dtype
+            break
+        if dtype is not None:
+            break
+    records = [_layer_record(index, layer) for index, layer in enumerate(model.layers)]
+    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    os.close(handle)
+    try:
+        with h5py.File(temporary, "w", libver=("v110", "v110")) as h5:
+            _write(h5, model, records, dtype)
+        with open(temporary, "rb+") as written:
+            os.fsync(written.fileno())
+        _default_permissions(temporary)
+        _publish(temporary, path, overwrite)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _publish(temporary: str, path: str, overwrite: bool) -> None:
+    """Move the finished ``temporary`` file to ``path``; without ``overwrite`` never replace a file."""
+    if overwrite:
+        os.replace(temporary, path)
+        return
+    try:
+        os.link(temporary, path)  # atomic and fails if ``path`` appeared meanwhile
+    except FileExistsError:
+        raise FileExistsError(errno.EEXIST, "file exists; pass overwrite=True (--overwrite) to replace it",
+                              path) from None
+    except OSError:  # file systems without hard links
+        if os.path.exists(path):
+            raise FileExistsError(errno.EEXIST, "file exists; pass overwrite=True (--overwrite) to replace it",
+                                  path) from None
+        os.replace(temporary, path)
+        return
+    os.unlink(temporary)
+
+
+# --- reading ------------------------------------------------------------------------------------
+class _Reader:
+    """Reads one open file; every method raises ModelFormatError naming the file and the place."""
+
+    def __init__(self, handle: h5py.File, path: str):
+        self.handle = handle
+        self.path = path
+        self.file_size = os.path.getsize(path)
+
+    def fail(self, where: str, message: str) -> ModelFormatError:
+        return ModelFormatError(f"{self.path}: {where}: {message}")
+
+    def text(self, attrs: Any, key: str, where: str, required: bool = True) -> str | None:
+        if key not in attrs:
+            if required:
+                raise self.fail(where, f"attribute {key!r} is missing")
+            return None
+        value = attrs[key]
+        if isinstance(value, bytes):
+            value = value.decode("utf-8")
+        if not isinstance(value, str):
+            raise self.fail(where, f"attribute {key!r} must be a string, found {type(value).__name__} {value!r}")
+        return value
+
+    def integer(self, attrs: Any, key: str, where: str) -> int:
+        if key not in attrs:
+            raise self.fail(where, f"attribute {key!r} is missing")
+        value = attrs[key]
+        if not (isinstance(value, (int, numpy.integer)) and not isinstance(value, (bool, numpy.bool_))):
+            raise self.fail(where, f"attribute {key!r} must be an integer, found {value!r}")
+        return int(value)
+
+    def vector(self, attrs: Any, key: str, where: str, kind: str) -> tuple | None:
+        """A 1-D numeric or string attribute as a tuple of Python values; None when absent."""
+        if key not in attrs:
+            return None
+        value = numpy.asarray(attrs[key])
+        if value.ndim != 1:
+            raise self.fail(where, f"attribute {key!r} must be a 1-D array, found shape {value.shape}")
+        if kind == "int" and value.dtype.kind in "iu":
+            return tuple(int(item) for item in value)
+        if kind == "float" and value.dtype.kind in "iuf":
+            return tuple(float(item) for item in value)
+        if kind == "str" and value.dtype.kind in "OSU":
+            items = [item.decode("utf-8") if isinstance(item, bytes) else item for item in value.tolist()]
+            if all(isinstance(item, str) for item in items):
+                return tuple(items)
+        raise self.fail(where, f"attribute {key!r} must hold {kind} values, found dtype {value.dtype}")
+
+    def header(self) -> tuple[int, str]:
+        attrs = self.handle.attrs
+        found = self.text(attrs, "format", "root", required=False)
+        if found is None:
+            raise self.fail("root", f"not an lrpcore model file (no 'format' attribute); expected {FORMAT_NAME!r}. "
+                                    "Keras files are read by lrpcore.io.load_keras or 'lrpcore convert'")
+        if found != FORMAT_NAME:
+            raise self.fail("root", f"format is {found!r}, expected {FORMAT_NAME!r}")
+        version = self.integer(attrs, "format_version", "root")
+        if not 1 <= version <= FORMAT_VERSION:
+            raise self.fail("root", f"format_version is {version}; this lrpcore reads versions 1 to {FORMAT_VERSION}"
+                                    + (" (the file is from a newer lrpcore: upgrade)" if version > FORMAT_VERSION
+                                       else ""))
+        dtype = self.text(attrs, "dtype", "root")
+        if dtype not in ("float32", "float64", "none"):
+            raise self.fail("root", f"dtype is {dtype!r}, expected 'float32', 'float64' or 'none'")
+        unknown = set(attrs) - _ROOT_ATTRIBUTES
+        if unknown:
+            raise self.fail("root", f"unexpected attributes {sorted(unknown)}")
+        return version, dtype
+
+    def metadata(self) -> ModelMetadata:
+        group = self.handle.get("metadata")
+        if not isinstance(group, h5py.Group):
+            raise self.fail("metadata", "group 'metadata' is missing")
+        attrs = group.attrs
+        unknown = set(attrs) - set(_METADATA_FIELDS)
+        if unknown:
+            raise self.fail("metadata", f"unexpected attributes {sorted(unknown)}")
+        value_range = self.vector(attrs, "value_range", "metadata", "float")
+        if value_range is None or len(value_range) != 2:
+            raise self.fail("metadata", f"value_range must be 2 numbers (low, high), found {value_range}")
+        return ModelMetadata(
+            input_shape=self.vector(attrs, "input_shape", "metadata", "int"),
+            value_range=value_range,
+            mean=self.vector(attrs, "mean", "metadata", "float"),
+            std=self.vector(attrs, "std", "metadata", "float"),
+            class_names=self.vector(attrs, "class_names", "metadata", "str"),
+            name=self.text(attrs, "name", "metadata"),
+            description=self.text(attrs, "description", "metadata"),
+        )
+
+    def array(self, dataset: Any, where: str, dtype: str) -> numpy.ndarray:
+        if not isinstance(dataset, h5py.Dataset):
+            raise self.fail(where, f"expected a dataset, found {type(dataset).__name__}")
+        if dataset.dtype.kind != "f" or dataset.dtype.itemsize not in (4, 8):
+            raise self.fail(where, f"dtype is {dataset.dtype}, expected float32 or float64")
+        if dataset.dtype.itemsize != numpy.dtype(dtype).itemsize:
+            raise self.fail(where, f"dtype is {dataset.dtype}, but the file says the model is {dtype}")
+        if dataset.nbytes > self.file_size or dataset.id.get_storage_size() < dataset.nbytes:
+            raise self.fail(where, f"shape {dataset.shape} needs {dataset.nbytes} bytes, but only "
+                                   f"{dataset.id.get_storage_size()} are stored (truncated file?)")
+        value = numpy.asarray(dataset[()], dtype=dtype)
+        if not bool(numpy.all(numpy.isfinite(value))):
+            raise self.fail(where, f"array of shape {value.shape} contains NaN or inf values")
+        return value
+
+    def hyperparameter(self, value: Any, where: str) -> Any:
+        if isinstance(value, bytes):
+            return value.decode("utf-8")
+        if isinstance(value, (str, bool, int, float)):
+            return value
+        if isinstance(value, numpy.bool_):
+            return bool(value)
+        if isinstance(value, numpy.integer):
+            return int(value)
+        if isinstance(value, numpy.floating):
+            if not numpy.isfinite(value):
+                raise self.fail(where, f"value {value!r} is not finite")
+            return float(value)
+        if isinstance(value, numpy.ndarray) and value.ndim == 1 and value.dtype.kind in "iufOSU":
+            return [self.hyperparameter(item, where) for item in value.tolist()]
+        raise self.fail(where, f"value {value!r} is not a scalar or a 1-D array")
+
+    def layer(self, group: Any, index: int, dtype: str) -> Layer:
+        where = f"layer {index}"
+        if not isinstance(group, h5py.Group):
+            raise self.fail(where, f"'layers/{index}' must be a group, found {type(group).__name__}")
+        type_name = self.text(group.attrs, _TYPE_ATTRIBUTE, where)
+        try:
+            cls = registry.layer_class(type_name)
+        except ModelFormatError as error:
+            raise self.fail(where, str(error)) from None
+        where = f"layer {index} ({type_name})"
+        stored = {key: self.hyperparameter(group.attrs[key], f"{where} attribute {key!r}")
+                  for key in group.attrs if key != _TYPE_ATTRIBUTE}
+        arrays = {key: self.array(group[key], f"{where} dataset {key!r}", dtype) for key in group}
+        arguments = [parameter for parameter in inspect.signature(cls).parameters.values()
+                     if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)]
+        keywords = {}
+        for parameter in arguments:
+            if parameter.name in arrays:
+                keywords[parameter.name] = arrays[parameter.name]
+            elif parameter.name in stored:
+                keywords[parameter.name] = stored[parameter.name]
+            elif parameter.default is parameter.empty:
+                raise self.fail(where, f"needs {parameter.name!r}, which is neither a dataset nor an attribute")
+        try:
+            layer = cls(**keywords)
+        except (LRPError, ValueError, TypeError) as error:
+            raise self.fail(where, f"cannot build the layer: {error}") from None
+        self.check_layer(layer, arrays, stored, where)
+        return layer
+
+    def check_layer(self, layer: Layer, arrays: dict, stored: dict, where: str) -> None:
+        """The rebuilt layer holds exactly the stored arrays and reports exactly the stored hyperparameters."""
+        parameters = layer.parameters()
+        if set(parameters) != set(arrays):
+            missing, extra = sorted(set(parameters) - set(arrays)), sorted(set(arrays) - set(parameters))
+            raise self.fail(where, f"datasets {sorted(arrays)} found, expected {sorted(parameters)}"
+                                   + (f" (missing {missing})" if missing else "")
+                                   + (f" (unexpected {extra})" if extra else ""))
+        for name, value in parameters.items():
+            if value is not arrays[name] and tuple(value.shape) != arrays[name].shape:
+                raise self.fail(where, f"dataset {name!r} has shape {arrays[name].shape}, "
+                                       f"the layer expects {tuple(value.shape)}")
+        expected = {key: self.hyperparameter(_encode_value(value, where), where)
+                    for key, value in layer.hyperparameters().items()}
+        for key in sorted(set(expected) | set(stored)):
+            if key not in stored:
+                raise self.fail(where, f"attribute {key!r} is missing (expected {expected[key]!r})")
+            if key not in expected:
+                raise self.fail(where, f"unexpected attribute {key!r} = {stored[key]!r}")
+            if type(stored[key]) is not type(expected[key]) or stored[key] != expected[key]:
+                raise self.fail(where, f"attribute {key!r} is {stored[key]!r}, but the layer built from the "
+                                       f"file's arrays has {expected[key]!r}")
+
+    def layers(self, dtype: str) -> list[Layer]:
+        group = self.handle.get("layers")
+        if not isinstance(group, h5py.Group):
+            raise self.fail("layers", "group 'layers' is missing")
+        count = self.integer(group.attrs, "count", "layers")
+        if count < 1:
+            raise self.fail("layers", f"count is {count}; a model has at least one layer")
+        names = set(group)
+        expected = {str(index) for index in range(count)}
+        if names != expected:
+            raise self.fail("layers", f"count is {count}, so groups 0..{count - 1} are expected; found "
+                                      f"{sorted(names, key=lambda name: (len(name), name))}")
+        if set(group.attrs) != {"count"}:
+            raise self.fail("layers", f"unexpected attributes {sorted(set(group.attrs) - {'count'})}")
+        return [self.layer(group[str(index)], index, dtype) for index in range(count)]
+
+    def model(self) -> Sequential:
+        _, dtype = self.header()
+        unknown = set(self.handle) - {"metadata", "layers"}
+        if unknown:
+            raise self.fail("root", f"unexpected entries {sorted(unknown)}")
+        metadata = self.metadata()
+        layers = self.layers("float32" if dtype == "none" else dtype)
+        model = Sequential(layers, metadata)
+        has_parameters = any(layer.parameters() for layer in layers)
+        if has_parameters == (dtype == "none"):
+            raise self.fail("root", f"dtype is {dtype!r}, but the layers "
+                                    f"{'have' if has_parameters else 'have no'} parameters")
+        check_model(model, self.path)
+        return model
+
+
+def is_lrpcore_file(path: str | os.PathLike) -> bool:
+    """True when ``path`` is an HDF5 file whose root says it is an lrpcore model (any version)."""
+    try:
+        with h5py.File(os.fspath(path), "r") as handle:
+            return handle.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode())
+    except _READ_ERRORS:
+        return False
+
+
+def open_hdf5(path: str, what: str) -> h5py.File:
+    """Open ``path`` read-only; FileNotFoundError if absent, ModelFormatError if it is not readable HDF5."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(errno.ENOENT, f"{what} not found", path)
+    if os.path.isdir(path):
+        raise ModelFormatError(f"{path}: is a directory, not a {what}")
+    try:
+        return h5py.File(path, "r")
+    except _READ_ERRORS as error:
+        raise ModelFormatError(f"{path}: not a readable HDF5 file ({type(error).__name__}: {error}); "
+                               f"a {what} must be HDF5") from None
+
+
+def load(path: str | os.PathLike, dtype: str | None = None, backend: Any = "numpy") -> Sequential:
+    """Read a model written by :func:`save`; every part is validated before the model is returned.
+
+    ``dtype``: None keeps the stored precision, "float32"/"float64" converts after loading.
+    ``backend``: "numpy" (default), "cupy" or an array namespace the arrays are moved to.
+    Raises ``FileNotFoundError`` for a missing file and :class:`~lrpcore.errors.ModelFormatError`
+    for anything else wrong with it, naming the file, the layer and what was expected.
+    """
+    if dtype not in (None, "float32", "float64"):
+        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    path = os.fspath(path)
+    with open_hdf5(path, "model file") as handle:
+        try:
+            model = _Reader(handle, path).model()
+        except ModelFormatError:
+            raise
+        except _READ_ERRORS as error:
+            raise ModelFormatError(f"{path}: damaged or malformed model file ({type(error).__name__}: "
+                                   f"{error})") from None
+    if dtype is not None and model.dtype is not None and numpy.dtype(dtype) != numpy.dtype(str(model.dtype)):
+        model = model.astype(dtype)
+    if backend != "numpy":
+        model = model.to(backend)
+    return model

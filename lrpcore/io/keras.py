@@ -1,0 +1,467 @@
+"""Keras sequential conv nets → :class:`~lrpcore.Sequential`, from the files alone (Keras is not imported).
+
+Supported layers: InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten,
+BatchNormalization, ReLU (layer, ``Activation("relu")`` or ``activation="relu"``), Dropout;
+a final softmax (activation, ``Activation`` or ``Softmax`` layer) is dropped because LRP
+explains the logits. Anything else is refused with an error naming the layer.
+
+Two layout differences are converted exactly:
+
+- Keras is channels-last: a Conv2D kernel is (kh, kw, in, out), lrpcore's (out, in, kh, kw);
+  a Dense kernel is (in, out), lrpcore's (out, in). The converted model takes NCHW inputs,
+  so Keras NHWC arrays are passed as ``x.transpose(0, 3, 1, 2)``.
+- Keras' Flatten reads (H, W, C) in that order, lrpcore's reads (C, H, W). Feature
+  ``c·H·W + h·W + w`` of lrpcore is feature ``(h·W + w)·C + c`` of Keras, so the columns of
+  the first Dense layer after a Flatten (and the entries of a BatchNormalization between
+  them) are permuted by that map; the two networks then compute the same function.
+
+``padding="same"`` pads ``total = max((ceil(n/s) − 1)·s + k − n, 0)`` per axis, the smaller
+half before (TensorFlow's rule). lrpcore pads symmetrically, so "same" is accepted only
+where ``total`` is even (always for odd kernels with stride 1); average pooling only where
+``total`` is 0 (Keras leaves padded cells out of the average, lrpcore counts them).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from typing import Any, Mapping
+
+import numpy
+
+from ..errors import ModelFormatError
+from ..layers import AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d, ReLU
+from ..model import ModelMetadata, Sequential
+from .keras_weights import KerasFile, parse_config, snake_case
+from .validate import check_model
+
+__all__ = ["load_keras", "SUPPORTED_LAYERS"]
+
+#: Keras class names this converter understands (aliases of older Keras versions included).
+SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D", "MaxPool2D",
+                    "AveragePooling2D", "AvgPool2D", "Flatten", "BatchNormalization", "ReLU", "Activation",
+                    "Softmax", "Dropout")
+
+
+@dataclasses.dataclass
+class _LayerSpec:
+    index: int            # position in the Keras layer list
+    class_name: str
+    config: dict
+    path_name: str        # Keras 3 group name when the file does not record names
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("name", f"layer_{self.index}"))
+
+    @property
+    def where(self) -> str:
+        return f"Keras layer {self.index} {self.name!r} ({self.class_name})"
+
+
+class _Converter:
+    """Walks the Keras layers in order, tracking the per-sample shape in Keras' layout."""
+
+    def __init__(self, source: KerasFile, specs: list[_LayerSpec], input_shape: tuple[int, ...] | None,
+                 data_format: str):
+        self.source = source
+        self.specs = specs
+        self.shape = input_shape          # Keras layout, no batch axis
+        self.data_format = data_format
+        self.permutation: numpy.ndarray | None = None   # lrpcore feature i = Keras feature permutation[i]
+        self.layers: list[Layer] = []
+        self.notes: list[str] = []
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def fail(self, spec: _LayerSpec, message: str) -> ModelFormatError:
+        return ModelFormatError(f"{self.source.path}: {spec.where}: {message}")
+
+    def weights(self, spec: _LayerSpec, expected: list[tuple[str, tuple[int, ...]]]) -> list[numpy.ndarray]:
+        """The layer's arrays, checked against ``expected`` (short name, shape) in creation order."""
+        found = self.source.arrays(spec.name, spec.path_name, spec.where)
+        if len(found) != len(expected):
+            raise self.fail(spec, f"expected {len(expected)} weight arrays "
+                                  f"({', '.join(name for name, _ in expected) or 'none'}), found {len(found)} "
+                                  f"({', '.join(f'{n or i}{tuple(a.shape)}' for i, (n, a) in enumerate(found))})")
+        arrays = []
+        for (name, shape), (found_name, array) in zip(expected, found):
+            if found_name is not None and found_name != name:
+                raise self.fail(spec, f"expected weight {name!r}, found {found_name!r}")
+            if tuple(array.shape) != shape:
+                raise self.fail(spec, f"weight {name!r} has shape {tuple(array.shape)}, expected {shape}")
+            arrays.append(array)
+        return arrays
+
+    def image_shape(self, spec: _LayerSpec) -> tuple[int, int, int]:
+        """(H, W, C) of the current input, which must be an image."""
+        if self.shape is None:
+            raise self.fail(spec, "the input shape is unknown (no InputLayer or batch_input_shape in the config); "
+                                  "pass input_shape=(H, W, C)")
+        if len(self.shape) != 3:
+            raise self.fail(spec, f"expects an image input (H, W, C), but receives shape {self.shape}")
+        if self.data_format == "channels_first":
+            channels, height, width = self.shape
+        else:
+            height, width, channels = self.shape
+        return height, width, channels
+
+    def set_image_shape(self, height: int, width: int, channels: int) -> None:
+        self.shape = (channels, height, width) if self.data_format == "channels_first" else (height, width, channels)
+
+    def check_format(self, spec: _LayerSpec) -> None:
+        layer_format = spec.config.get("data_format") or "channels_last"
+        if layer_format != self.data_format:
+            raise self.fail(spec, f"data_format {layer_format!r} differs from the model's {self.data_format!r}")
+
+    def window(self, spec: _LayerSpec, size: int, kernel: int, stride: int, axis: str,
+               allow_padding: bool) -> int:
+        """Symmetric padding equal to Keras' ``padding`` along one axis, or a clear error."""
+        padding = spec.config.get("padding", "valid")
+        if padding == "valid":
+            return 0
+        if padding != "same":
+            raise self.fail(spec, f"padding {padding!r} is not supported (only 'valid' and 'same')")
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        if total == 0:
+            pad = 0
+        elif not allow_padding:
+            raise self.fail(spec, f"padding 'same' pads {total} cells along the {axis} (input {size}, window "
+                                  f"{kernel}, stride {stride}); Keras leaves padding out of averages, lrpcore "
+                                  "does not, so this layer cannot be converted exactly")
+        elif total % 2:
+            raise self.fail(spec, f"padding 'same' pads {total} cells along the {axis} (input {size}, kernel "
+                                  f"{kernel}, stride {stride}): {total // 2} before and {total - total // 2} after; "
+                                  "lrpcore pads symmetrically, so only odd kernels with stride 1 (or an even total) "
+                                  "convert exactly")
+        else:
+            pad = total // 2
+        if (size + 2 * pad - kernel) // stride + 1 != out:
+            raise self.fail(spec, f"padding 'same' along the {axis} gives {out} outputs in Keras but "
+                                  f"{(size + 2 * pad - kernel) // stride + 1} with symmetric padding {pad}")
+        return pad
+
+    def activation(self, spec: _LayerSpec, name: Any, is_last: bool) -> None:
+        """Append the layer for a Keras activation name: ReLU, nothing (linear), or drop a final softmax."""
+        if isinstance(name, dict):  # serialized function: {"class_name": "function", "config": "relu"...}
+            name = name.get("config") if isinstance(name.get("config"), str) else name.get("class_name")
+        name = "linear" if name is None else str(name).lower()
+        if name == "linear":
+            return
+        if name == "relu":
+            self.layers.append(ReLU())
+            return
+        if name == "softmax" and is_last:
+            self.notes.append(f"dropped the final softmax of {spec.where}: lrpcore explains the logits")
+            return
+        raise self.fail(spec, f"activation {name!r} is not supported (only 'relu', 'linear', and 'softmax' "
+                              "on the last layer)")
+
+    def apply_permutation(self, values: numpy.ndarray, axis: int) -> numpy.ndarray:
+        """Reorder Keras' flattened features into lrpcore's order along ``axis``."""
+        return values if self.permutation is None else numpy.take(values, self.permutation, axis=axis)
+
+    # --- layers ----------------------------------------------------------------------------------
+    def conv2d(self, spec: _LayerSpec, is_last: bool) -> None:
+        config = spec.config
+        self.check_format(spec)
+        height, width, channels = self.image_shape(spec)
+        kernel = tuple(int(v) for v in config.get("kernel_size", ()))
+        strides = tuple(int(v) for v in config.get("strides", (1, 1)))
+        dilation = tuple(int(v) for v in _pair(config.get("dilation_rate", 1)))
+        if len(kernel) != 2 or len(strides) != 2:
+            raise self.fail(spec, f"kernel_size {kernel} and strides {strides} must be pairs")
+        if dilation != (1, 1) or int(config.get("groups", 1)) != 1:
+            raise self.fail(spec, f"dilation_rate {dilation} / groups {config.get('groups')} are not supported "
+                                  "(only 1)")
+        filters = int(config["filters"])
+        expected = [("kernel", (*kernel, channels, filters))]
+        if config.get("use_bias", True):
+            expected.append(("bias", (filters,)))
+        arrays = self.weights(spec, expected)
+        padding = (self.window(spec, height, kernel[0], strides[0], "height", True),
+                   self.window(spec, width, kernel[1], strides[1], "width", True))
+        weight = numpy.ascontiguousarray(numpy.transpose(arrays[0], (3, 2, 0, 1)))
+        bias = arrays[1] if len(arrays) > 1 else numpy.zeros((filters,), dtype=weight.dtype)
+        layer = Conv2d(weight, bias, stride=strides, padding=padding)
+        self.layers.append(layer)
+        _, out_h, out_w = layer.output_shape((channels, height, width))
+        self.set_image_shape(out_h, out_w, filters)
+        self.activation(spec, config.get("activation"), is_last)
+
+    def dense(self, spec: _LayerSpec, is_last: bool) -> None:
+        config = spec.config
+        if self.shape is None:
+            raise self.fail(spec, "the input shape is unknown; pass input_shape=")
+        if len(self.shape) != 1:
+            raise self.fail(spec, f"receives shape {self.shape}; only Dense on flat inputs converts (add Flatten)")
+        units, features = int(config["units"]), self.shape[0]
+        expected = [("kernel", (features, units))]
+        if config.get("use_bias", True):
+            expected.append(("bias", (units,)))
+        arrays = self.weights(spec, expected)
+        weight = numpy.ascontiguousarray(self.apply_permutation(arrays[0].T, axis=1))
+        self.permutation = None
+        bias = arrays[1] if len(arrays) > 1 else numpy.zeros((units,), dtype=weight.dtype)
+        self.layers.append(Dense(weight, bias))
+        self.shape = (units,)
+        self.activation(spec, config.get("activation"), is_last)
+
+    def pooling(self, spec: _LayerSpec, layer_type: type) -> None:
+        config = spec.config
+        self.check_format(spec)
+        height, width, channels = self.image_shape(spec)
+        pool = tuple(int(v) for v in _pair(config.get("pool_size", 2)))
+        strides = tuple(int(v) for v in _pair(config.get("strides") or pool))
+        self.weights(spec, [])
+        is_max = layer_type is MaxPool2d
+        padding = (self.window(spec, height, pool[0], strides[0], "height", is_max),
+                   self.window(spec, width, pool[1], strides[1], "width", is_max))
+        layer = layer_type(pool, stride=strides, padding=padding)
+        self.layers.append(layer)
+        _, out_h, out_w = layer.output_shape((channels, height, width))
+        if out_h < 1 or out_w < 1:
+            raise self.fail(spec, f"window {pool} does not fit the input ({height}, {width})")
+        self.set_image_shape(out_h, out_w, channels)
+
+    def flatten(self, spec: _LayerSpec) -> None:
+        self.weights(spec, [])
+        if self.shape is None:
+            raise self.fail(spec, "the input shape is unknown; pass input_shape=")
+        if len(self.shape) == 3 and self.data_format == "channels_last":
+            height, width, channels = self.shape
+            keras_index = numpy.arange(height * width * channels).reshape(height, width, channels)
+            permutation = numpy.transpose(keras_index, (2, 0, 1)).ravel()
+            if channels > 1 and height * width > 1:
+                self.permutation = permutation
+        self.layers.append(Flatten())
+        self.shape = (math.prod(self.shape),)
+
+    def batch_norm(self, spec: _LayerSpec) -> None:
+        config = spec.config
+        if self.shape is None:
+            raise self.fail(spec, "the input shape is unknown; pass input_shape=")
+        axis = config.get("axis", -1)
+        axis = axis[0] if isinstance(axis, (list, tuple)) and len(axis) == 1 else axis
+        rank = len(self.shape) + 1
+        channel_axis = 1 if (self.data_format == "channels_first" or rank == 2) else rank - 1
+        if not isinstance(axis, int) or axis % rank != channel_axis:
+            raise self.fail(spec, f"normalises axis {config.get('axis')!r}; only the channel axis "
+                                  f"({channel_axis} of a rank-{rank} input) converts")
+        if rank not in (2, 4):
+            raise self.fail(spec, f"receives shape {self.shape}; only images and flat features convert")
+        features = self.shape[0] if rank == 2 else self.image_shape(spec)[2]
+        expected = []
+        if config.get("scale", True):
+            expected.append(("gamma", (features,)))
+        if config.get("center", True):
+            expected.append(("beta", (features,)))
+        expected += [("moving_mean", (features,)), ("moving_variance", (features,))]
+        arrays = dict(zip((name for name, _ in expected), self.weights(spec, expected)))
+        dtype = arrays["moving_mean"].dtype
+        values = {
+            "running_mean": arrays["moving_mean"],
+            "running_var": arrays["moving_variance"],
+            "weight": arrays.get("gamma", numpy.ones((features,), dtype=dtype)),
+            "bias": arrays.get("beta", numpy.zeros((features,), dtype=dtype)),
+        }
+        if rank == 2:
+            values = {key: self.apply_permutation(value, axis=0) for key, value in values.items()}
+        layer_type = BatchNorm1d if rank == 2 else BatchNorm2d
+        self.layers.append(layer_type(eps=float(config.get("epsilon", 1e-3)), **values))
+
+    def relu(self, spec: _LayerSpec) -> None:
+        config = spec.config
+        self.weights(spec, [])
+        settings = {"max_value": config.get("max_value"), "negative_slope": float(config.get("negative_slope") or 0),
+                    "threshold": float(config.get("threshold") or 0)}
+        if settings != {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}:
+            raise self.fail(spec, f"ReLU with {settings} is not a plain ReLU (max_value=None, negative_slope=0, "
+                                  "threshold=0)")
+        self.layers.append(ReLU())
+
+    def convert(self) -> list[Layer]:
+        last = max((spec.index for spec in self.specs if spec.class_name != "InputLayer"), default=-1)
+        for spec in self.specs:
+            is_last = spec.index == last
+            kind = spec.class_name
+            if kind == "InputLayer":
+                continue
+            if kind in ("Conv2D", "Convolution2D"):
+                self.conv2d(spec, is_last)
+            elif kind == "Dense":
+                self.dense(spec, is_last)
+            elif kind in ("MaxPooling2D", "MaxPool2D"):
+                self.pooling(spec, MaxPool2d)
+            elif kind in ("AveragePooling2D", "AvgPool2D"):
+                self.pooling(spec, AvgPool2d)
+            elif kind == "Flatten":
+                self.flatten(spec)
+            elif kind == "BatchNormalization":
+                self.batch_norm(spec)
+            elif kind == "ReLU":
+                self.relu(spec)
+            elif kind == "Activation":
+                self.weights(spec, [])
+                self.activation(spec, spec.config.get("activation"), is_last)
+            elif kind == "Softmax":
+                self.weights(spec, [])
+                self.activation(spec, "softmax", is_last)
+            elif kind == "Dropout":
+                self.weights(spec, [])
+                self.layers.append(Dropout(float(spec.config.get("rate", 0.5))))
+            else:
+                raise self.fail(spec, f"layer type {kind!r} is not supported; supported: "
+                                      f"{', '.join(SUPPORTED_LAYERS)}")
+        if not self.layers:
+            raise ModelFormatError(f"{self.source.path}: the Keras model has no layers to convert")
+        return self.layers
+
+
+def _pair(value: Any) -> tuple:
+    return (value, value) if isinstance(value, int) else tuple(value)
+
+
+def _inbound_names(nodes: Any) -> list[str]:
+    """Names of the layers feeding a functional-model layer (Keras 2 lists and Keras 3 dicts)."""
+    names: list[str] = []
+
+    def visit(item: Any) -> None:
+        if isinstance(item, dict):
+            history = item.get("keras_history")
+            if isinstance(history, list) and history and isinstance(history[0], str):
+                names.append(history[0])
+                return
+            for value in item.values():
+                visit(value)
+        elif isinstance(item, list):
+            if len(item) >= 3 and isinstance(item[0], str) and isinstance(item[1], int):
+                names.append(item[0])
+                return
+            for value in item:
+                visit(value)
+
+    visit(nodes)
+    return names
+
+
+def _layer_specs(config: dict, source: str) -> tuple[str, list[_LayerSpec]]:
+    """(model name, layer list) of a Sequential or chain-shaped functional model config."""
+    class_name = config.get("class_name")
+    body = config.get("config", {})
+    if class_name not in ("Sequential", "Functional", "Model"):
+        raise ModelFormatError(f"{source}: model class {class_name!r} is not supported; expected a Sequential "
+                               "model (or a functional model whose layers form one chain)")
+    layers = body if isinstance(body, list) else body.get("layers") if isinstance(body, dict) else None
+    if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        raise ModelFormatError(f"{source}: the model config has no list of layers")
+    name = body.get("name", "keras_model") if isinstance(body, dict) else "keras_model"
+    specs = []
+    counters: dict[str, int] = {}
+    for index, layer in enumerate(layers):
+        layer_class = str(layer.get("class_name", "?"))
+        layer_config = layer.get("config", {})
+        if not isinstance(layer_config, dict):
+            raise ModelFormatError(f"{source}: Keras layer {index} ({layer_class}) has no config object")
+        if "name" not in layer_config and "name" in layer:
+            layer_config = {**layer_config, "name": layer["name"]}
+        base = snake_case(layer_class)
+        count = counters.get(base, 0)
+        counters[base] = count + 1
+        path_name = base if count == 0 else f"{base}_{count}"
+        if layer_class == "InputLayer":
+            counters[base] -= 1
+        specs.append(_LayerSpec(index, layer_class, layer_config, path_name))
+        if class_name != "Sequential" and index > 0:
+            inbound = _inbound_names(layer.get("inbound_nodes", []))
+            previous = specs[index - 1].name
+            if inbound != [previous]:
+                raise ModelFormatError(f"{source}: Keras layer {index} {specs[-1].name!r} takes its input from "
+                                       f"{inbound}, not from the layer before it ({previous!r}); only models whose "
+                                       "layers form one chain convert")
+    return str(name), specs
+
+
+def _input_shape(specs: list[_LayerSpec]) -> tuple[int, ...] | None:
+    """One sample's input shape in Keras layout, from an InputLayer or the first layer's batch_input_shape."""
+    for spec in specs:
+        for key in ("batch_shape", "batch_input_shape"):
+            shape = spec.config.get(key)
+            if isinstance(shape, list) and len(shape) >= 2 and all(isinstance(v, int) for v in shape[1:]):
+                return tuple(int(v) for v in shape[1:])
+        if spec.class_name != "InputLayer":
+            break
+    return None
+
+
+def load_keras(path: str | os.PathLike, config: Any = None, input_shape: tuple[int, ...] | None = None,
+               metadata: Mapping[str, Any] | None = None, dtype: str | None = None,
+               backend: Any = "numpy") -> Sequential:
+    """Read a Keras sequential conv net from its HDF5 weights into an lrpcore model taking NCHW inputs.
+
+    ``path``: a legacy ``.h5`` (full model or weights only), a Keras 3 ``.weights.h5``, or a ``.keras``
+    archive. ``config``: the architecture (``model.to_json()`` as a string, dict, or a ``.json``/``.keras``
+    path) when the file holds weights only. ``input_shape``: one sample's shape in Keras layout
+    (H, W, C), needed only when the config does not say. ``metadata``: ModelMetadata fields to set
+    (value_range, mean, std, class_names, name, description); input_shape is taken from the model.
+    ``dtype``: None keeps the file's precision (float16 weights become float32), or "float32"/"float64".
+    Raises ``FileNotFoundError`` or :class:`~lrpcore.errors.ModelFormatError` naming the layer at fault.
+    """
+    if dtype not in (None, "float32", "float64"):
+        raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
+    path = os.fspath(path)
+    with KerasFile(path) as source:
+        architecture = parse_config(config, path) if config is not None else source.config
+        if architecture is None:
+            raise ModelFormatError(f"{path}: this {source.kind} file holds weights only; pass the architecture "
+                                   "as config= (model.to_json(), or a .keras file) or --config on the command line")
+        name, specs = _layer_specs(architecture, path)
+        formats = {spec.config.get("data_format") for spec in specs} - {None}
+        data_format = formats.pop() if len(formats) == 1 else "channels_last"
+        shape = tuple(int(v) for v in input_shape) if input_shape is not None else _input_shape(specs)
+        if shape is None:
+            shape = _build_input_shape(architecture)
+        converter = _Converter(source, specs, shape, data_format)
+        try:
+            layers = converter.convert()
+        except (KeyError, TypeError, ValueError) as error:
+            if isinstance(error, ModelFormatError):
+                raise
+            raise ModelFormatError(f"{path}: malformed Keras model config ({type(error).__name__}: {error})") from None
+    layers = _common_dtype(layers, dtype)
+    metadata_fields = dict(metadata or {})
+    notes = [f"converted from Keras file {os.path.basename(path)} ({source.kind}); inputs are NCHW "
+             "(transpose Keras NHWC arrays with x.transpose(0, 3, 1, 2))"] + converter.notes
+    metadata_fields.setdefault("name", name)
+    metadata_fields.setdefault("description", "; ".join(notes))
+    model_shape = None
+    if shape is not None:
+        model_shape = (shape[2], shape[0], shape[1]) if len(shape) == 3 and data_format == "channels_last" else shape
+    model = Sequential(layers, ModelMetadata(input_shape=model_shape, **metadata_fields))
+    check_model(model, path)
+    if backend != "numpy":
+        model = model.to(backend)
+    return model
+
+
+def _build_input_shape(architecture: dict) -> tuple[int, ...] | None:
+    """Input shape from the first layer's ``build_config`` (Keras 3 ``.keras`` configs)."""
+    body = architecture.get("config")
+    layers = body.get("layers") if isinstance(body, dict) else body
+    for layer in layers or []:
+        build = layer.get("build_config") if isinstance(layer, dict) else None
+        shape = build.get("input_shape") if isinstance(build, dict) else None
+        if isinstance(shape, list) and len(shape) >= 2 and all(isinstance(v, int) for v in shape[1:]):
+            return tuple(int(v) for v in shape[1:])
+        if isinstance(layer, dict) and layer.get("class_name") != "InputLayer":
+            break
+    return None
+
+
+def _common_dtype(layers: list[Layer], dtype: str | None) -> list[Layer]:
+    """Cast all layers to one dtype: ``dtype`` if given, float64 if every array is, else float32."""
+    dtypes = {numpy.dtype(value.dtype) for layer in layers for value in layer.parameters().values()}
+    target = dtype or ("float64" if dtypes == {numpy.dtype(numpy.float64)} else "float32")
+    if dtypes == {numpy.dtype(target)}:
+        return layers
+    return [layer.astype(target) if layer.parameters() else layer for layer in layers]
