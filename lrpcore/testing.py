@@ -17,18 +17,57 @@ engine's transposed maps are still checked against the plain formula
 R_j = Σ_b σ_b Σ_k Σ_i a_ij ρ_i(w_jk) m_bk / z_bk · R_k.
 
 ``assert_rule_matches_reference`` runs that comparison on random layers and seeds.
+
+Writing and verifying a new rule
+--------------------------------
+A rule for layers linear in their input is (Montavon et al. 2019, eq. 10.A)
+
+    R_j = Σ_k  m(a)_j ρ(w_jk) / incr(Σ_j m(a)_j ρ(w_jk) + ρ(b_k)) · R_k
+
+with a parameter map ρ, an input modifier m and a stabilizer incr. :class:`SimpleRule` takes the
+three as arguments, so a new rule is a few lines and gets the fast path, the explicit matrix
+(:func:`lrpcore.relevance_matrix`), the trace and the loop reference for free::
+
+    from lrpcore.backend import clip_max, clip_min
+    from lrpcore.testing import SimpleRule, assert_rule_matches_reference, check_conservation
+
+    class ClippedEpsilon(SimpleRule):      # LRP-ε on clipped weights: ρ(w) = clip(w, −c, c)
+        def __init__(self, epsilon=0.25, clip=0.5):
+            super().__init__(rho=lambda w: clip_max(clip_min(w, -clip), clip), epsilon=epsilon,
+                             name=f"ClippedEpsilon(c={clip})")
+
+    assert_rule_matches_reference(ClippedEpsilon(), "conv2d")
+    check_conservation(ClippedEpsilon(), "dense", absorbed=True)
+
+(For several terms or branches, subclass :class:`lrpcore.rules.Rule` and return
+``[Branch([Term(input, weight, bias), ...])]`` from ``branches``.)
+
+Property checks a user can run on any rule, each returning the measured number and raising
+``AssertionError`` with the layer, seed and size of the violation:
+
+- :func:`check_conservation`: Σ_j R_j = Σ_k R_k, or (``absorbed=True``) Σ_j R_j equals the
+  relevance not absorbed by the bias and stabilizer, Σ_b scale_b Σ_k m_bk R_k · z⁰_bk / z_bk with
+  z⁰ the denominator without bias and stabilizer (Bach et al. 2015, eq. 51–52);
+- :func:`check_positivity`: non-negative inputs and upper relevance give non-negative lower
+  relevance (Montavon et al. 2017 for z⁺/w²; Kohlbrenner et al. 2020);
+- :func:`check_equivalence` and :func:`check_limit`: the rule equals another rule, or approaches
+  it as a parameter moves (ε → 0 and γ → 0 give LRP-0; γ → ∞ gives z⁺ where Σ_j z⁺_jk > 0);
+- :func:`check_rescaling_invariance`: scaling the weights and bias of each output k by c_k > 0
+  leaves R_j unchanged (true when z_jk and z_k are homogeneous of the same degree in w_k: LRP-0,
+  γ, αβ, z⁺, w², flat; not LRP-ε with a fixed ε).
 """
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy
 
 from .backend import to_numpy
 from .layers import AvgPool2d, Conv2d, Dense, Layer, LinearLayer, MaxPool2d
-from .rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, Rule, WSquare, Zero, ZBox, ZPlus
+from .rules import AlphaBeta, Branch, Epsilon, Flat, Gamma, Pass, Rule, Term, WSquare, Zero, ZBox, ZPlus, \
+    branch_denominator
 
 __all__ = [
     "Connection",
@@ -37,6 +76,12 @@ __all__ = [
     "random_layer",
     "assert_rule_matches_reference",
     "LAYER_KINDS",
+    "SimpleRule",
+    "check_conservation",
+    "check_positivity",
+    "check_equivalence",
+    "check_limit",
+    "check_rescaling_invariance",
 ]
 
 
@@ -364,4 +409,206 @@ def assert_rule_matches_reference(rule: Rule, layer_kind: str | Layer, seeds: It
                         f"{rule!r} on {layer.describe()} (seed {seed}, "
                         f"{'non-negative' if positive else 'mixed-sign'} input): {name} deviates from the "
                         f"loop reference by {deviation:.3e} (relative), more than rtol={rtol:g}")
+    return worst
+
+
+# --- writing a rule in a few lines -----------------------------------------------------------------
+class SimpleRule(Rule):
+    """A one-term rule from its parts: R_j = Σ_k m(a)_j ρ(w_jk) / incr(Σ_j m(a)_j ρ(w_jk) + ρ(b_k)) · R_k.
+
+    ``rho``: parameter map applied to the weight and (if ``use_bias``) the bias, an array function
+    such as ``lambda w: w + 0.25 * clip_min(w)`` (LRP-γ on non-negative inputs); default identity.
+    ``input_modifier``: m(a), e.g. ``lambda a: xp.ones_like(a)`` (flat); default identity.
+    ``stabilizer``/``epsilon``: incr, as for every :class:`~lrpcore.rules.Rule`. ``name``: the label
+    in tables. The rule gets the fast path, the explicit matrix, the trace and the loop reference
+    (:func:`naive_relevance` loops over its modified inputs and weights) without further code.
+    """
+
+    def __init__(self, rho: Callable[[Any], Any] | None = None, input_modifier: Callable[[Any], Any] | None = None,
+                 stabilizer: Any = "zennit", epsilon: float = 1e-6, use_bias: bool = True,
+                 name: str = "SimpleRule", maxpool: Any = "winner"):
+        super().__init__(stabilizer=stabilizer, epsilon=epsilon, maxpool=maxpool)
+        self.rho = rho
+        self.input_modifier = input_modifier
+        self.use_bias = use_bias
+        self.name = name
+
+    def describe(self) -> str:
+        return self.name
+
+    def branches(self, layer, a, weight, bias):
+        modified = a if self.input_modifier is None else self.input_modifier(a)
+        rho = (lambda value: value) if self.rho is None else self.rho
+        term_bias = rho(bias) if (self.use_bias and bias is not None) else None
+        return [Branch([Term(modified, rho(weight), term_bias)])]
+
+
+# --- property checks -------------------------------------------------------------------------------
+def _cases(rule: Rule, layer_kind: str | Layer, seeds: Iterable[int], nonnegative: bool,
+           input_shape: tuple[int, ...] | None, positive_relevance: bool = False):
+    """(seed, layer, input, upper relevance) for each seed, on random layers or the given one."""
+    for seed in seeds:
+        if isinstance(layer_kind, Layer):
+            if input_shape is None:
+                raise ValueError("pass input_shape together with a layer instance")
+            layer, shape = layer_kind, input_shape
+        else:
+            layer, shape = random_layer(layer_kind, seed)
+        a = random_input(shape, seed, nonnegative, ties=isinstance(layer, MaxPool2d))
+        upper = numpy.random.default_rng(seed + 7).normal(size=(1, *layer.output_shape(shape)))
+        if positive_relevance:
+            upper = numpy.abs(upper)
+        yield seed, layer, a, upper
+
+
+def _label(rule: Rule, layer: Layer, seed: int) -> str:
+    return f"{rule!r} on {layer.describe()} (seed {seed})"
+
+
+def _unabsorbed(rule: Rule, layer: Layer, a: numpy.ndarray, upper: numpy.ndarray) -> float:
+    """Σ_b scale_b Σ_k m_bk R_k z⁰_bk / z_bk: the relevance that a bias-free, stabilizer-free sum passes on."""
+    total = 0.0
+    for branch in rule.layer_branches(layer, a):
+        z = numpy.asarray(to_numpy(rule.stabilize(branch_denominator(layer, branch))), dtype=numpy.float64)
+        bare = None
+        for term in branch.terms:
+            part = numpy.asarray(to_numpy(layer.linear_forward(term.input, term.weight, None)), dtype=numpy.float64)
+            bare = part if bare is None else bare + part
+        mask = 1.0 if branch.mask is None else numpy.asarray(to_numpy(branch.mask), dtype=numpy.float64)
+        ratio = numpy.divide(bare, z, out=numpy.zeros_like(bare), where=z != 0)
+        total += branch.scale * float((mask * upper * ratio).sum())
+    return total
+
+
+def check_conservation(rule: Rule, layer_kind: str | Layer = "dense", seeds: Iterable[int] = (0, 1, 2),
+                       absorbed: bool = False, nonnegative: bool = True, rtol: float | None = None,
+                       input_shape: tuple[int, ...] | None = None) -> float:
+    """Check that ``rule`` conserves relevance on random layers: returns the worst relative error.
+
+    ``absorbed=False``: Σ_j R_j = Σ_k R_k (rules without bias and with a negligible stabilizer).
+    ``absorbed=True``: Σ_j R_j = Σ_b scale_b Σ_k m_bk R_k · z⁰_bk / z_bk, where z⁰ is the branch's
+    denominator without bias and stabilizer: the relevance is conserved up to what the bias and ε
+    absorb (Bach et al. 2015, eq. 51–52), which holds for every correctly implemented term rule.
+    The error is |Σ_j R_j − expected| / Σ_k |R_k|; ``rtol`` defaults to 1e-9 with ``absorbed``
+    (an identity up to rounding) and 1e-4 without (the default stabilizer ε = 1e-6 absorbs a little).
+    """
+    rtol = (1e-9 if absorbed else 1e-4) if rtol is None else rtol
+    worst = 0.0
+    for seed, layer, a, upper in _cases(rule, layer_kind, seeds, nonnegative, input_shape):
+        lower = numpy.asarray(to_numpy(rule.relevance(layer, a, upper)), dtype=numpy.float64)
+        expected = _unabsorbed(rule, layer, a, upper) if absorbed else float(upper.sum())
+        error = abs(float(lower.sum()) - expected) / max(float(numpy.abs(upper).sum()), 1e-300)
+        worst = max(worst, error)
+        if not error <= rtol:
+            what = "the relevance not absorbed by bias and stabilizer" if absorbed else "Σ_k R_k"
+            raise AssertionError(f"{_label(rule, layer, seed)} does not conserve relevance: Σ_j R_j = "
+                                 f"{lower.sum():.6g} but {what} = {expected:.6g} (error {error:.3e} of Σ|R_k|, "
+                                 f"more than rtol={rtol:g})")
+    return worst
+
+
+def check_positivity(rule: Rule, layer_kind: str | Layer = "dense", seeds: Iterable[int] = (0, 1, 2),
+                     atol: float = 1e-12, input_shape: tuple[int, ...] | None = None) -> float:
+    """Check that non-negative inputs and non-negative upper relevance give non-negative R_j.
+
+    Returns the most negative R_j relative to max|R_j| (0 when none is negative); raises when it
+    is below −``atol``. z⁺, w², flat and α1β0 preserve positivity; LRP-0/ε/γ do not in general.
+    """
+    worst = 0.0
+    for seed, layer, a, upper in _cases(rule, layer_kind, seeds, True, input_shape, positive_relevance=True):
+        lower = numpy.asarray(to_numpy(rule.relevance(layer, a, upper)), dtype=numpy.float64)
+        scale = max(float(numpy.abs(lower).max()), 1e-300)
+        negative = max(0.0, -float(lower.min()) / scale)
+        worst = max(worst, negative)
+        if not negative <= atol:
+            position = numpy.unravel_index(int(numpy.argmin(lower)), lower.shape)
+            raise AssertionError(f"{_label(rule, layer, seed)} does not preserve positivity: R_j = "
+                                 f"{lower.min():.3e} at {tuple(int(i) for i in position)} (−{negative:.3e} of "
+                                 f"max|R_j|) from non-negative inputs and relevance")
+    return worst
+
+
+def _deviation(rule: Rule, other: Rule, layer: Layer, a: numpy.ndarray, upper: numpy.ndarray) -> float:
+    first = numpy.asarray(to_numpy(rule.relevance(layer, a, upper)), dtype=numpy.float64)
+    second = numpy.asarray(to_numpy(other.relevance(layer, a, upper)), dtype=numpy.float64)
+    return float(numpy.abs(first - second).max()) / max(float(numpy.abs(second).max()), 1e-300)
+
+
+def check_equivalence(rule: Rule, other: Rule, layer_kind: str | Layer = "dense", seeds: Iterable[int] = (0, 1, 2),
+                      nonnegative: bool | None = None, rtol: float = 1e-9,
+                      input_shape: tuple[int, ...] | None = None) -> float:
+    """Check that ``rule`` and ``other`` redistribute identically; returns max|R − R_other| / max|R_other|.
+
+    ``nonnegative``: None tries both non-negative and mixed-sign inputs.
+    """
+    worst = 0.0
+    signs = (True, False) if nonnegative is None else (nonnegative,)
+    for positive in signs:
+        for seed, layer, a, upper in _cases(rule, layer_kind, seeds, positive, input_shape):
+            deviation = _deviation(rule, other, layer, a, upper)
+            worst = max(worst, deviation)
+            if not deviation <= rtol:
+                raise AssertionError(f"{_label(rule, layer, seed)} differs from {other!r} by {deviation:.3e} "
+                                     f"(relative) on {'non-negative' if positive else 'mixed-sign'} input, "
+                                     f"more than rtol={rtol:g}")
+    return worst
+
+
+def check_limit(rule_at: Callable[[float], Rule], limit: Rule, values: Sequence[float],
+                layer_kind: str | Layer = "dense", seeds: Iterable[int] = (0, 1, 2), nonnegative: bool = True,
+                rtol: float = 1e-3, input_shape: tuple[int, ...] | None = None) -> list[float]:
+    """Check that ``rule_at(v)`` approaches ``limit`` along ``values`` (e.g. ε = 1e-2, 1e-4, 1e-6 towards LRP-0).
+
+    Returns the deviation (max over seeds, as in :func:`check_equivalence`) at each value; raises
+    unless the deviations do not grow along ``values`` and the last is at most ``rtol``.
+    """
+    values = list(values)
+    if len(values) < 2:
+        raise ValueError("check_limit needs at least two parameter values")
+    deviations = []
+    for value in values:
+        rule = rule_at(value)
+        deviations.append(max(_deviation(rule, limit, layer, a, upper)
+                              for _, layer, a, upper in _cases(rule, layer_kind, seeds, nonnegative, input_shape)))
+    growing = [index for index in range(1, len(values)) if deviations[index] > deviations[index - 1] * (1 + 1e-9)]
+    if growing or not deviations[-1] <= rtol:
+        table = ", ".join(f"{value:g}: {deviation:.3e}" for value, deviation in zip(values, deviations))
+        raise AssertionError(f"{rule_at(values[-1])!r} does not approach {limit!r} on {layer_kind if isinstance(layer_kind, str) else layer_kind.describe()}: "
+                             f"deviations {table} (must not grow and end ≤ rtol={rtol:g})")
+    return deviations
+
+
+def _rescaled(layer: Layer, factors: numpy.ndarray) -> Layer:
+    """A copy of a Dense/Conv2d layer with output k's weights and bias multiplied by factors[k]."""
+    import copy
+
+    scaled = copy.copy(layer)
+    shape = (-1,) + (1,) * (layer.weight.ndim - 1)
+    scaled.weight = layer.weight * numpy.asarray(factors, dtype=layer.weight.dtype).reshape(shape)
+    if layer.bias is not None:
+        scaled.bias = layer.bias * numpy.asarray(factors, dtype=layer.bias.dtype)
+    return scaled
+
+
+def check_rescaling_invariance(rule: Rule, layer_kind: str | Layer = "dense", seeds: Iterable[int] = (0, 1, 2),
+                               nonnegative: bool = True, rtol: float = 1e-4,
+                               input_shape: tuple[int, ...] | None = None) -> float:
+    """Check that scaling each output's weights and bias by a positive c_k leaves R_j unchanged.
+
+    c_k is drawn from [0.1, 10] per output (channel). Holds where z_jk and z_k are homogeneous of
+    the same degree in (w_k, b_k); a fixed ε breaks it (the default zennit ε = 1e-6 by ~1e-6,
+    hence ``rtol``). Dense and Conv2d layers only. Returns the worst relative deviation.
+    """
+    worst = 0.0
+    for seed, layer, a, upper in _cases(rule, layer_kind, seeds, nonnegative, input_shape):
+        if not isinstance(layer, (Dense, Conv2d)):
+            raise TypeError(f"check_rescaling_invariance needs a Dense or Conv2d layer, got {layer.describe()}")
+        factors = numpy.random.default_rng(seed + 11).uniform(0.1, 10.0, size=layer.weight.shape[0])
+        original = numpy.asarray(to_numpy(rule.relevance(layer, a, upper)), dtype=numpy.float64)
+        scaled = numpy.asarray(to_numpy(rule.relevance(_rescaled(layer, factors), a, upper)), dtype=numpy.float64)
+        deviation = float(numpy.abs(scaled - original).max()) / max(float(numpy.abs(original).max()), 1e-300)
+        worst = max(worst, deviation)
+        if not deviation <= rtol:
+            raise AssertionError(f"{_label(rule, layer, seed)} is not invariant to positive rescaling of the "
+                                 f"weights: R_j changes by {deviation:.3e} (relative), more than rtol={rtol:g}")
     return worst
