@@ -3,3 +3,5 @@
 Each topic is a submodule; the functions are re-exported here. matplotlib is imported
 only when a plotting function is called with it.
 """
+from .stability import plot_heatmap_row, plot_layer_profiles, plot_stability_grid  # noqa: F401
+from .perturbation import perturbation_curve, perturbation_steps  # noqa: F401

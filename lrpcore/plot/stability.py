@@ -1,0 +1,114 @@
+"""Stability pictures: per-layer conservation-error and denominator profiles, heatmap grids with instability marks.
+
+Companions of :mod:`lrpcore.stability`. ``plot_layer_profiles`` draws, for every setting of a
+:class:`~lrpcore.stability.StabilityComparison`, the relative conservation error and the smallest
+relevance-carrying |z_k| of each layer on log axes, so the layer where a denominator approached
+zero stands out. ``plot_stability_grid`` draws the thesis' Figure 2.5: one heatmap per (γ, ε)
+cell, each with its own symmetric colour scale, unstable cells framed in red. Heatmaps are reduced
+to one channel by summing over channels and shown with the seismic colormap, scaled to the
+cell's own max |R|. Host-side code: NumPy and matplotlib (imported when called).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+__all__ = ["plot_layer_profiles", "plot_stability_grid", "plot_heatmap_row"]
+
+
+def _pixels(relevance: numpy.ndarray) -> numpy.ndarray:
+    values = numpy.asarray(relevance, dtype=numpy.float64)
+    if values.ndim == 3:
+        return values.sum(axis=0)
+    if values.ndim == 2:
+        return values
+    return values.reshape(1, -1)
+
+
+def _show(axis: Any, relevance: numpy.ndarray) -> None:
+    pixels = _pixels(relevance)
+    finite = numpy.where(numpy.isfinite(pixels), pixels, 0.0)
+    bound = float(numpy.abs(finite).max()) or 1.0
+    axis.imshow(finite, cmap="seismic", vmin=-bound, vmax=bound, interpolation="nearest")
+    axis.set_xticks([])
+    axis.set_yticks([])
+
+
+def _mark(axis: Any, unstable: bool) -> None:
+    for spine in axis.spines.values():
+        spine.set_visible(bool(unstable))
+        spine.set_edgecolor("red")
+        spine.set_linewidth(3)
+
+
+def plot_layer_profiles(comparison: Any, sample: int = 0, path: str | None = None, figsize=(11, 4)) -> Any:
+    """Conservation error and smallest |z| per layer for every setting of one sample; returns the figure."""
+    import matplotlib.pyplot as plt
+
+    rows = comparison.rows_for(sample)
+    if not rows:
+        raise ValueError(f"the comparison has no rows for sample {sample}")
+    figure, (left, right) = plt.subplots(1, 2, figsize=figsize)
+    layers = numpy.arange(len(comparison.layers))
+    for row in rows:
+        linear = ~numpy.isnan(row.smallest_denominator)
+        errors = numpy.where(linear, numpy.maximum(row.conservation_error, 1e-17), numpy.nan)
+        style = "-" if row.dtype.endswith("64") else "--"
+        left.semilogy(layers[linear], errors[linear], style, marker="o", markersize=3, label=row.label)
+        right.semilogy(layers[linear], numpy.maximum(row.smallest_denominator[linear], 1e-30), style, marker="o",
+                       markersize=3, label=row.label + (" UNSTABLE" if row.unstable else ""))
+    left.set_title(f"sample {sample}: |ΣR_in − ΣR_out| / |ΣR_out| per layer")
+    right.set_title("smallest stabilized |z_k| with R_k ≠ 0")
+    for axis in (left, right):
+        axis.set_xlabel("layer index")
+        axis.grid(True, which="major", alpha=0.3)
+    right.legend(fontsize=7, loc="best")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=110)
+    return figure
+
+
+def plot_stability_grid(grid: Any, sample: int = 0, path: str | None = None, cell_size: float = 1.6) -> Any:
+    """The heatmaps of a :class:`~lrpcore.stability.StabilityGrid` with unstable cells framed in red."""
+    import matplotlib.pyplot as plt
+
+    rows, columns = len(grid.row_values), len(grid.column_values)
+    figure, axes = plt.subplots(rows, columns, figsize=(cell_size * columns + 0.8, cell_size * rows + 0.8),
+                                squeeze=False)
+    for i in range(rows):
+        for j in range(columns):
+            axis = axes[i, j]
+            _show(axis, grid.heatmaps[i, j][sample])
+            _mark(axis, grid.unstable[i, j, sample])
+            axis.set_title(f"{grid.statistic[i, j, sample]:.2f}", fontsize=8,
+                           color="red" if grid.unstable[i, j, sample] else "black")
+            if j == 0:
+                axis.set_ylabel(f"{grid.row_name}={grid.row_values[i]:g}", fontsize=8)
+            if i == rows - 1:
+                axis.set_xlabel(f"{grid.column_name}={grid.column_values[j]:g}", fontsize=8)
+    figure.suptitle(f"{grid.composite} + {grid.stabilizer}: instability statistic per cell (red: unstable)",
+                    fontsize=9)
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=110)
+    return figure
+
+
+def plot_heatmap_row(heatmaps: dict[str, numpy.ndarray], unstable: dict[str, bool] | None = None,
+                     path: str | None = None, cell_size: float = 2.2) -> Any:
+    """One heatmap (a single sample's relevance) per label side by side, unstable ones framed in red."""
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(heatmaps), figsize=(cell_size * len(heatmaps), cell_size + 0.5),
+                                squeeze=False)
+    for axis, (label, relevance) in zip(axes[0], heatmaps.items()):
+        _show(axis, relevance)
+        flagged = bool(unstable.get(label, False)) if unstable else False
+        _mark(axis, flagged)
+        axis.set_title(label + ("\nUNSTABLE" if flagged else ""), fontsize=8, color="red" if flagged else "black")
+    figure.tight_layout()
+    if path is not None:
+        figure.savefig(path, dpi=110)
+    return figure
