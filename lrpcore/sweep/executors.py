@@ -9,7 +9,7 @@ settings — is the *payload*, sent to each worker once (the pool's initializer;
 - ``"processes"``: :class:`concurrent.futures.ProcessPoolExecutor` (``spawn`` start method,
   ``workers`` processes, default 2), for users without Dask.
 - ``"dask"``: a :class:`dask.distributed.Client` on a new ``LocalCluster`` (``workers``
-  processes, one thread each, no dashboard) or, with ``scheduler="tcp://host:8786"``, on an
+  processes, one thread each, on 127.0.0.1, no dashboard) or, with ``scheduler="tcp://host:8786"``, on an
   existing cluster; or pass your own ``Client`` as the executor. Workers need lrpcore (and
   OpenCV for inpainting) installed in the same version.
 
@@ -54,7 +54,8 @@ def _dask_client(executor: Any, scheduler: str | None, workers: int) -> tuple[An
     if scheduler:
         client = Client(scheduler)
         return client, client.close
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                           dashboard_address=None)
     client = Client(cluster)
 
     def close() -> None:

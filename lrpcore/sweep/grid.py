@@ -68,9 +68,11 @@ def _check_images(model: Sequential, images: Any) -> np.ndarray:
 
 
 def _factory_name(factory: Callable[..., Any]) -> str:
-    name = getattr(factory, "name", None) or getattr(factory, "__qualname__", None) or type(factory).__name__
-    return f"{getattr(factory, '__module__', '')}.{name}:{factory!r}" if not isinstance(name, str) else \
-        f"{getattr(factory, '__module__', type(factory).__module__)}.{name}"
+    """How the manifest names the factory: its module and ``name`` (presets) or qualified name."""
+    name = getattr(factory, "name", None)
+    if not isinstance(name, str):
+        name = getattr(factory, "__qualname__", None) or type(factory).__qualname__
+    return f"{getattr(factory, '__module__', None) or type(factory).__module__}.{name}"
 
 
 def run_task(payload: dict[str, Any], task: tuple[tuple[int, ...], tuple[int, int]]) -> list[list[Any]]:

@@ -121,6 +121,10 @@ class SweepStore:
             if header != self.columns:
                 raise InputValueError(f"{self.results_path} has columns {header}, expected {self.columns}")
             rows = [row for row in reader if len(row) == len(self.columns)]
+        # a task recomputed after a torn write appends its rows again: keep the last copy of each
+        key_positions = [self.columns.index(name) for name in ("config", "image", "sort")]
+        latest = {tuple(row[position] for position in key_positions): row for row in rows}
+        rows = list(latest.values())
         table: dict[str, np.ndarray] = {}
         for position, name in enumerate(self.columns):
             values = [row[position] for row in rows]
