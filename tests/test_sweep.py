@@ -290,3 +290,57 @@ def test_bad_sweep_arguments_are_named(images, kwargs, error, message):
                  "evaluation": SETTINGS, "progress": False, **kwargs}
     with pytest.raises(error, match=message):
         grid(five_conv_network(), images, **arguments)
+
+
+# --- pictures ---------------------------------------------------------------------------------------------------------
+@pytest.fixture()
+def pyplot():
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    yield plt
+    plt.close("all")
+
+
+def test_sweep_contour_marks_the_optimum_on_symlog_axes_with_zero_labelled(reference, pyplot):
+    from lrpcore.plot import sweep_contour
+    ax = sweep_contour(reference, "morf", default={"gamma": 0.25, "epsilon": 0.25})
+    best = reference.best("morf")
+    star = [line for line in ax.lines if line.get_marker() == "*"][0]
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (best["gamma"], best["epsilon"])
+    assert ax.get_xscale() == "symlog" and ax.get_yscale() == "symlog"
+    assert ax.get_xticklabels()[0].get_text() == "0" and ax.get_xlim()[0] == 0.0
+    assert ax.get_xlabel() == "gamma" and ax.get_ylabel() == "epsilon"
+
+
+def test_random_sort_contour_is_drawn_flat_and_has_no_optimum(reference, pyplot):
+    from lrpcore.plot import sweep_contour
+    ax = sweep_contour(reference, "random")
+    assert not [line for line in ax.lines if line.get_marker() == "*"]
+    assert any(text.get_text().startswith("flat:") for text in ax.texts)
+
+
+def test_auc_distribution_shows_each_images_auc_of_each_config(reference, pyplot):
+    from lrpcore.plot import auc_distribution
+    configs = [reference.best("lrf"), 0, {"gamma": 0.25, "epsilon": 0.25}]
+    ax = auc_distribution(reference, configs, "lrf")
+    dots = [line for line in ax.lines if line.get_marker() == "."]
+    expected = reference.per_image("lrf")[[reference.best("lrf")["config"], 0, 10]]
+    assert len(dots) == 3
+    for line, values in zip(dots, expected):
+        np.testing.assert_array_equal(line.get_ydata(), values)
+    with pytest.raises(ValueError, match="not in the sweep's grid"):
+        auc_distribution(reference, [{"gamma": 0.5, "epsilon": 0.25}], "lrf")
+
+
+def test_best_heatmaps_show_the_best_configurations_relevance(reference, images, pyplot):
+    from lrpcore import explain
+    from lrpcore.plot import best_heatmaps
+    model = five_conv_network()
+    figure = best_heatmaps(model, images, reference, TutorialFactory(), count=3)
+    axes = np.asarray(figure.axes).reshape(3, 3)
+    best = reference.best("lrf")
+    relevance = explain(model, images[:3], composite=composites.tutorial(gamma=best["gamma"],
+                                                                         epsilon=best["epsilon"])).relevance
+    np.testing.assert_allclose(axes[2, 1].images[0].get_array(), relevance[1].sum(axis=0))
+    assert "best lrf" in axes[2, 0].get_ylabel()
