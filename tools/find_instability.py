@@ -108,7 +108,6 @@ def main(argv=None) -> int:
     for seed, epsilon, sample, statistic, result in found:
         diagnosis = locate_instability(result, sample)
         model = result.model
-        x = result.layer_relevances[0]  # only its shape is used below
         data = numpy.random.default_rng(100 + seed).uniform(size=(4, 3, 32, 32))
         others = []
         for stabilizer in ("zennit", "quadratic_mean"):
