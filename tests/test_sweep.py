@@ -146,7 +146,7 @@ def test_sweep_runs_one_forward_pass_per_image_block_and_batches_explanations(im
 def test_sweep_result_holds_one_row_per_config_image_and_sort(reference, images):
     assert len(reference) == 16 * 6 * 3
     assert reference.shape == (4, 4)
-    assert reference.sorts == ["lrf", "morf", "random"]
+    assert reference.sorts == ["morf", "lrf", "random"]
     row = (reference.table["config"] == 6) & (reference.table["image"] == 2) & (reference.table["sort"] == "lrf")
     assert row.sum() == 1
     assert reference.table["gamma"][row][0] == VALUES[1] and reference.table["epsilon"][row][0] == VALUES[2]

@@ -48,7 +48,8 @@ class SweepResult:
 
     @property
     def sorts(self) -> list[str]:
-        return sorted(set(self.table["sort"].tolist()))
+        present = set(self.table["sort"].tolist())
+        return [sort for sort in ("morf", "lrf", "random") if sort in present]
 
     def select(self, sort: str) -> dict[str, np.ndarray]:
         """The rows of one sort."""
