@@ -44,8 +44,10 @@ def test_sweep_command_writes_table_and_plots_and_prints_best_per_sort(config_fi
                  "best_heatmaps.png"):
         assert (out / name).stat().st_size > 1000, name
     stored = (out / "results.csv").read_bytes()
+    modified = (out / "results.csv").stat().st_mtime_ns
     assert main(["sweep", str(config_file), "--no-progress", "--no-plots"]) == 0  # resumes: nothing to do
     assert (out / "results.csv").read_bytes() == stored
+    assert (out / "results.csv").stat().st_mtime_ns == modified  # not rewritten, not appended to
     assert capsys.readouterr().out.splitlines()[:3] == printed[:3]
 
 
