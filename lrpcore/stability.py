@@ -33,6 +33,7 @@ import csv
 import dataclasses
 import io
 import itertools
+import math
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy
@@ -58,6 +59,7 @@ __all__ = [
     "stability_grid",
     "precision_study",
     "locate_instability",
+    "linear_bottleneck_network",
 ]
 
 CompositeSpec = Composite | str | Callable[[], Composite] | None
@@ -348,9 +350,11 @@ class StabilityGrid:
     composite: str
 
     def __str__(self) -> str:
+        columns = f", columns {self.column_name}" if self.column_name else ""
         lines = [f"{self.composite} with {self.stabilizer}: instability statistic (sample 0), "
-                 f"rows {self.row_name}, columns {self.column_name}; * = unstable"]
-        lines.append(f"{self.row_name:>10} | " + " ".join(f"{value:>9.3g}" for value in self.column_values))
+                 f"rows {self.row_name}{columns}; * = unstable"]
+        lines.append(f"{self.row_name:>10} | " + " ".join(f"{value:>9.3g}" if self.column_name else f"{'':>9}"
+                                                            for value in self.column_values))
         for i, value in enumerate(self.row_values):
             cells = [f"{self.statistic[i, j, 0]:8.2f}{'*' if self.unstable[i, j, 0] else ' '}"
                      for j in range(len(self.column_values))]
@@ -363,17 +367,18 @@ def stability_grid(model: Sequential, x: Any, param_grid: Mapping[str, Sequence[
                    target: Any = None, threshold: float = DEFAULT_THRESHOLD) -> StabilityGrid:
     """Explain ``x`` for every combination of two parameters of a composite preset and mark unstable cells.
 
-    ``param_grid``: exactly two keyword arguments of the preset (``composite`` is a name from
+    ``param_grid``: one or two keyword arguments of the preset (``composite`` is a name from
     :data:`lrpcore.composites.PRESETS` or a factory taking those keywords), e.g.
-    ``{"gamma": [0.01, 0.1, 0.25, 1], "epsilon": [1e-3, 0.01, 0.25, 1]}`` for ``"tutorial"``.
+    ``{"gamma": [0.01, 0.1, 0.25, 1], "epsilon": [1e-3, 0.01, 0.25, 1]}`` for ``"tutorial"``; with
+    one parameter the grid has a single column (``column_name`` "").
     Every rule then gets ``stabilizer`` (keeping its own ε). The forward pass is run once and reused.
     """
     from .composites import PRESETS
 
-    if len(param_grid) != 2:
-        raise InputValueError(f"param_grid must name exactly two parameters, got {list(param_grid)}")
-    (row_name, row_values), (column_name, column_values) = [(name, [float(v) for v in values])
-                                                            for name, values in param_grid.items()]
+    if len(param_grid) not in (1, 2):
+        raise InputValueError(f"param_grid must name one or two parameters, got {list(param_grid)}")
+    axes = [(name, [float(v) for v in values]) for name, values in param_grid.items()]
+    (row_name, row_values), (column_name, column_values) = axes if len(axes) == 2 else (axes[0], ("", [math.nan]))
     if not row_values or not column_values:
         raise InputValueError("every parameter in param_grid needs at least one value")
     if isinstance(composite, str):
@@ -394,11 +399,12 @@ def stability_grid(model: Sequential, x: Any, param_grid: Mapping[str, Sequence[
     error = numpy.zeros(shape + (x.shape[0],))
     for i, row_value in enumerate(row_values):
         for j, column_value in enumerate(column_values):
+            arguments = {row_name: row_value, column_name: column_value} if column_name else {row_name: row_value}
             try:
-                preset = factory(**{row_name: row_value, column_name: column_value})
+                preset = factory(**arguments)
             except TypeError as problem:
-                raise InputValueError(f"composite {composite_name!r} does not take {row_name!r} and "
-                                      f"{column_name!r}: {problem}") from None
+                raise InputValueError(f"composite {composite_name!r} does not take {sorted(arguments)}: "
+                                      f"{problem}") from None
             result = explain(model, x, target=target, composite=with_stabilizer(model, preset, stabilizer),
                              activations=activations)
             relevance = numpy.asarray(to_numpy(result.relevance), dtype=numpy.float64)
@@ -425,7 +431,9 @@ class PrecisionStudy:
     relevance at the input of every layer l (row L: the starting relevance at the output) against
     the reference dtype. ``first_departure[dtype][n]``: the first layer, in the order of the backward
     pass (from the top), whose difference exceeds ``tolerance`` — None if none does.
-    ``heatmap_difference[dtype]``: the same number for the input relevance.
+    ``heatmap_difference[dtype]``: the same number for the input relevance. ``largest_jump[dtype][n]``:
+    the layer whose backward step multiplied the difference the most (where a near-zero denominator
+    amplifies rounding), or None when the difference never grows.
     """
 
     dtypes: tuple[str, ...]
@@ -437,6 +445,7 @@ class PrecisionStudy:
     heatmap_difference: dict[str, numpy.ndarray]
     heatmaps: dict[str, numpy.ndarray]
     seconds: dict[str, float]
+    largest_jump: dict[str, list[int | None]] = dataclasses.field(default_factory=dict)
 
     def __str__(self) -> str:
         lines = [f"precision study against {self.reference} (departure: relative difference > {self.tolerance:g})"]
@@ -447,10 +456,17 @@ class PrecisionStudy:
                 where = "never departs" if layer is None else (
                     f"departs first at layer {layer} ({self.layers[layer]}) by "
                     f"{self.layer_difference[dtype][layer, sample]:.2e}")
+                jump = self.largest_jump.get(dtype, [None] * (sample + 1))[sample]
+                grows = "" if jump is None else (
+                    f"; grows most at layer {jump} (× {self._jump_factor(dtype, jump, sample):.3g})")
                 lines.append(f"  {dtype}, sample {sample}: heatmap differs by "
-                             f"{self.heatmap_difference[dtype][sample]:.2e}; {where}  "
+                             f"{self.heatmap_difference[dtype][sample]:.2e}; {where}{grows}  "
                              f"[{self.seconds[dtype]:.2f} s]")
         return "\n".join(lines)
+
+    def _jump_factor(self, dtype: str, layer: int, sample: int) -> float:
+        differences = self.layer_difference[dtype][:, sample]
+        return float(differences[layer] / max(differences[layer + 1], 1e-300))
 
 
 def precision_study(model: Sequential, x: Any, composite: CompositeSpec = "tutorial",
@@ -483,7 +499,7 @@ def precision_study(model: Sequential, x: Any, composite: CompositeSpec = "tutor
             result = explain(cast, host.astype(dtype), target=target, composite=chosen)
         seconds[dtype] = time.perf_counter() - start
         relevances[dtype] = [numpy.asarray(to_numpy(r), dtype=numpy.float64) for r in result.layer_relevances]
-    layer_difference, first_departure, heatmap_difference = {}, {}, {}
+    layer_difference, first_departure, heatmap_difference, largest_jump = {}, {}, {}, {}
     for dtype in dtypes:
         differences = numpy.stack([_relative_difference(value, ref)
                                    for value, ref in zip(relevances[dtype], relevances[reference])])
@@ -494,10 +510,16 @@ def precision_study(model: Sequential, x: Any, composite: CompositeSpec = "tutor
             exceeded = [layer for layer in range(len(model) - 1, -1, -1) if differences[layer, sample] > tolerance]
             departures.append(exceeded[0] if exceeded else None)
         first_departure[dtype] = departures
+        with numpy.errstate(divide="ignore", invalid="ignore"):
+            factors = differences[:-1] / numpy.maximum(differences[1:], 1e-300)
+        factors = numpy.where(numpy.isnan(factors), 0.0, factors)
+        largest_jump[dtype] = [int(numpy.argmax(factors[:, n])) if factors[:, n].max() > 1 else None
+                               for n in range(host.shape[0])]
     return PrecisionStudy(dtypes=dtypes, reference=reference, tolerance=tolerance,
                           layers=[layer.describe() for layer in model.layers], layer_difference=layer_difference,
                           first_departure=first_departure, heatmap_difference=heatmap_difference,
-                          heatmaps={dtype: relevances[dtype][0] for dtype in dtypes}, seconds=seconds)
+                          heatmaps={dtype: relevances[dtype][0] for dtype in dtypes}, seconds=seconds,
+                          largest_jump=largest_jump)
 
 
 # --- locating the cause ----------------------------------------------------------------------------

@@ -77,14 +77,14 @@ def test_with_stabilizer_replaces_stabilizer_and_epsilon_without_touching_the_pr
 
 def test_stability_grid_marks_the_unstable_epsilon_cells(patch_case):
     model, x = patch_case
-    grid = stability_grid(model, x[PATCH_SAMPLE:PATCH_SAMPLE + 1], {"epsilon": [0.03, 0.1],
-                                                                     "stabilizer": [0]},
-                          composite=lambda epsilon, stabilizer: uniform(Epsilon(epsilon)), stabilizer="vanilla")
-    assert grid.heatmaps.shape == (2, 1)
+    one = x[PATCH_SAMPLE:PATCH_SAMPLE + 1]
+    grid = stability_grid(model, one, {"epsilon": [0.03, 0.1]}, composite=lambda epsilon: uniform(Epsilon(epsilon)),
+                          stabilizer="vanilla")
+    assert grid.heatmaps.shape == (2, 1) and grid.column_name == ""
     assert grid.unstable[:, 0, 0].tolist() == [False, True]
     assert grid.statistic[1, 0, 0] > 2 > grid.statistic[0, 0, 0]
-    zennit = stability_grid(model, x[PATCH_SAMPLE:PATCH_SAMPLE + 1], {"epsilon": [0.1], "stabilizer": [0]},
-                            composite=lambda epsilon, stabilizer: uniform(Epsilon(epsilon)), stabilizer="zennit")
+    zennit = stability_grid(model, one, {"epsilon": [0.1]}, composite=lambda epsilon: uniform(Epsilon(epsilon)),
+                            stabilizer="zennit")
     assert not zennit.unstable.any()
 
 
@@ -95,8 +95,10 @@ def test_stability_grid_over_gamma_and_epsilon_of_the_tutorial_preset():
     assert grid.statistic.shape == (3, 2, 2) and np.isfinite(grid.statistic).all()
     # γ changes the heatmap (the grid is not the same explanation repeated)
     assert not np.allclose(grid.heatmaps[0, 0], grid.heatmaps[2, 0])
-    with pytest.raises(InputValueError, match="exactly two"):
-        stability_grid(model, x, {"gamma": [0.1]})
+    with pytest.raises(InputValueError, match="one or two"):
+        stability_grid(model, x, {"gamma": [0.1], "epsilon": [0.1], "low": [0.0]})
+    with pytest.raises(InputValueError, match="does not take"):
+        stability_grid(model, x, {"alpha": [1.0]})
 
 
 def test_precision_study_finds_float16_departing_more_than_float32():
@@ -109,6 +111,19 @@ def test_precision_study_finds_float16_departing_more_than_float32():
     assert all(layer is not None for layer in study.first_departure["float16"])
     assert all(layer is None for layer in study.first_departure["float32"])
     assert "float16" in str(study)
+
+
+def test_precision_study_shows_vanilla_near_zero_denominator_amplifying_rounding(patch_case):
+    model, x = patch_case
+    composite = uniform(Epsilon(PATCH_EPSILON))
+    stable = precision_study(model, x, composite, dtypes=("float32", "float64"), stabilizer="zennit")
+    unstable = precision_study(model, x, composite, dtypes=("float32", "float64"), stabilizer="vanilla",
+                               tolerance=1e-3)
+    sample = PATCH_SAMPLE
+    assert stable.heatmap_difference["float32"][sample] < 1e-5
+    assert unstable.heatmap_difference["float32"][sample] > 100 * stable.heatmap_difference["float32"][sample]
+    assert unstable.largest_jump["float32"][sample] == PATCH_LAYER
+    assert unstable.first_departure["float32"][sample] == PATCH_LAYER
 
 
 def test_layer_profile_needs_a_trace_and_the_lab_rejects_bad_arguments():
@@ -156,3 +171,27 @@ def test_stability_command_writes_tables_and_never_overwrites(tmp_path):
     assert main(arguments) == 1                              # refuses to replace
     assert (out / "comparison.txt").stat().st_mtime_ns == before
     assert main(arguments + ["--overwrite"]) == 0
+
+
+@pytest.mark.slow
+def test_vgg16_vanilla_top_layer_explodes_when_the_explained_logit_is_near_minus_epsilon():
+    """The natural case on a ReLU network (tools/find_instability.py): only the top denominator can vanish."""
+    from lrpcore.models import vgg16
+
+    model = vgg16(input_size=32, dtype="float64")
+    x = np.asarray(model.metadata.preprocess(np.random.default_rng(0).uniform(size=(2, 3, 32, 32))))
+    epsilon = 0.003
+    logits = np.asarray(model.forward(x))
+    target = np.argmin(np.abs(logits + epsilon), axis=1)          # "why not class c?" with z_c ≈ −ε
+    comparison = compare_stabilizers(model, x, uniform(Epsilon(epsilon)), stabilizers=("vanilla", "zennit"),
+                                     dtypes=("float64",), target=target)
+    top = len(model) - 1
+    for sample in range(2):
+        rows = {row.stabilizer: row for row in comparison.rows_for(sample)}
+        z = logits[sample, target[sample]]
+        # vanilla: R_in / R_out = z / (z + ε), hundreds of times too large; zennit: z / (z − ε) ≈ 1/2
+        assert rows["vanilla"].conservation_error[top] > 100
+        assert rows["zennit"].conservation_error[top] < 1
+        assert abs(rows["vanilla"].smallest_denominator[top] - abs(z + epsilon)) < 1e-12
+        diagnosis = locate_instability(comparison.explanations[("vanilla", None, "float64")], sample)
+        assert diagnosis.layer == top and diagnosis.neurons[0] == (int(target[sample]),)

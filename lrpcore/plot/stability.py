@@ -86,7 +86,7 @@ def plot_stability_grid(grid: Any, sample: int = 0, path: str | None = None, cel
                            color="red" if grid.unstable[i, j, sample] else "black")
             if j == 0:
                 axis.set_ylabel(f"{grid.row_name}={grid.row_values[i]:g}", fontsize=8)
-            if i == rows - 1:
+            if i == rows - 1 and grid.column_name:
                 axis.set_xlabel(f"{grid.column_name}={grid.column_values[j]:g}", fontsize=8)
     figure.suptitle(f"{grid.composite} + {grid.stabilizer}: instability statistic per cell (red: unstable)",
                     fontsize=9)
