@@ -386,7 +386,8 @@ def stability_grid(model: Sequential, x: Any, param_grid: Mapping[str, Sequence[
             raise InputValueError(f"unknown composite {composite!r}; presets are {sorted(PRESETS)}")
         factory, composite_name = PRESETS[composite], composite
     else:
-        factory, composite_name = composite, getattr(composite, "__name__", "custom")
+        composite_name = getattr(composite, "__name__", "custom")
+        factory, composite_name = composite, ("custom" if composite_name == "<lambda>" else composite_name)
     x = model.prepare_input(x)
     activations = model.forward(x, record=True)
     if target is None or isinstance(target, str):

@@ -422,6 +422,17 @@ class SimpleRule(Rule):
     ``stabilizer``/``epsilon``: incr, as for every :class:`~lrpcore.rules.Rule`. ``name``: the label
     in tables. The rule gets the fast path, the explicit matrix, the trace and the loop reference
     (:func:`naive_relevance` loops over its modified inputs and weights) without further code.
+
+    How to write one (LRP-ε on clipped weights), use it in a composite and verify it::
+
+        class ClippedEpsilon(SimpleRule):
+            def __init__(self, epsilon=0.25, clip=0.5):
+                super().__init__(rho=lambda w: clip_max(clip_min(w, -clip), clip), epsilon=epsilon,
+                                 name=f"ClippedEpsilon(c={clip})")
+
+        composite = Composite(by_type={Dense: ClippedEpsilon()})
+        assert_rule_matches_reference(ClippedEpsilon(), "conv2d")        # fast path = matrix = loops
+        check_conservation(ClippedEpsilon(), "dense", absorbed=True)     # conserves up to bias/ε
     """
 
     def __init__(self, rho: Callable[[Any], Any] | None = None, input_modifier: Callable[[Any], Any] | None = None,

@@ -11,7 +11,7 @@ from lrpcore.rules import Epsilon
 from lrpcore.stability import (compare_stabilizers, layer_profile, linear_bottleneck_network, locate_instability,
                                precision_study, stability_grid, with_stabilizer)
 
-from conftest import relu_network
+from _networks import relu_network
 
 # A natural patch found by tools/find_instability.py: linear-bottleneck net (seed 1), LRP-ε (ε = 0.1) with the
 # vanilla stabilizer, third input of U(0,1) seed 101: z = −0.1 + 3.9e-6 at neuron (1, 28, 28) of layer 2.
@@ -151,6 +151,8 @@ def test_plots_write_png_files(tmp_path, patch_case):
     grid = stability_grid(model, x, {"gamma": [0.1, 1.0], "epsilon": [0.25]}, "vanilla")
     plot_stability_grid(grid, 0, path=str(tmp_path / "grid.png"))
     assert (tmp_path / "profiles.png").stat().st_size > 1000 and (tmp_path / "grid.png").stat().st_size > 1000
+    with pytest.raises(FileExistsError, match="overwrite"):
+        plot_stability_grid(grid, 0, path=str(tmp_path / "grid.png"))
 
 
 def test_stability_command_writes_tables_and_never_overwrites(tmp_path):
@@ -195,3 +197,16 @@ def test_vgg16_vanilla_top_layer_explodes_when_the_explained_logit_is_near_minus
         assert abs(rows["vanilla"].smallest_denominator[top] - abs(z + epsilon)) < 1e-12
         diagnosis = locate_instability(comparison.explanations[("vanilla", None, "float64")], sample)
         assert diagnosis.layer == top and diagnosis.neurons[0] == (int(target[sample]),)
+
+
+def test_stability_command_names_a_bad_input_file(tmp_path, capsys):
+    from lrpcore.cli import main
+
+    data = tmp_path / "wrong.npy"
+    np.save(data, np.zeros((2, 3, 8, 8)))
+    assert main(["stability", "linear_bottleneck", str(data), "--out", str(tmp_path / "out")]) == 1
+    message = capsys.readouterr().err
+    assert "wrong.npy" in message and "(2, 3, 8, 8)" in message
+    assert main(["stability", "linear_bottleneck", str(tmp_path / "missing.npy"), "--out", str(tmp_path)]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -127,19 +127,13 @@ def run(args: argparse.Namespace) -> int:
     with open(os.path.join(args.out, "comparison.csv"), "w", encoding="utf-8", newline="") as handle:
         handle.write(comparison.to_csv())
     diagnoses = []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     for sample in comparison.samples:
-        figure = plot_layer_profiles(comparison, sample, path=os.path.join(args.out, f"profiles_sample{sample}.png"))
-        plt.close(figure)
+        plot_layer_profiles(comparison, sample, path=os.path.join(args.out, f"profiles_sample{sample}.png"),
+                            overwrite=True)    # existing files were refused above unless --overwrite
         rows = comparison.rows_for(sample)
         heatmaps = {row.label: comparison.heatmaps[(row.stabilizer, row.epsilon, row.dtype)][sample] for row in rows}
         flags = {row.label: row.unstable for row in rows}
-        figure = plot_heatmap_row(heatmaps, flags, path=os.path.join(args.out, f"heatmaps_sample{sample}.png"))
-        plt.close(figure)
+        plot_heatmap_row(heatmaps, flags, path=os.path.join(args.out, f"heatmaps_sample{sample}.png"), overwrite=True)
         for row in rows:
             if row.unstable:
                 key = (row.stabilizer, row.epsilon, row.dtype)

@@ -6,7 +6,10 @@ relevance-carrying |z_k| of each layer on log axes, so the layer where a denomin
 zero stands out. ``plot_stability_grid`` draws the thesis' Figure 2.5: one heatmap per (γ, ε)
 cell, each with its own symmetric colour scale, unstable cells framed in red. Heatmaps are reduced
 to one channel by summing over channels and shown with the seismic colormap, scaled to the
-cell's own max |R|. Host-side code: NumPy and matplotlib (imported when called).
+cell's own max |R| (b = max|R|, so a patch shows as the only coloured spot). Figures are built
+with :class:`matplotlib.figure.Figure` (no pyplot state, no display needed); ``path`` saves a PNG and
+never replaces an existing file unless ``overwrite=True``. Host-side code: NumPy and matplotlib
+(imported when called); :func:`lrpcore.plot.heatmap.heatmap` draws the cells when it is available.
 """
 from __future__ import annotations
 
@@ -27,12 +30,38 @@ def _pixels(relevance: numpy.ndarray) -> numpy.ndarray:
 
 
 def _show(axis: Any, relevance: numpy.ndarray) -> None:
+    """Channel-summed map on [−max|R|, max|R|]; NaN/inf (an instability) drawn as 0 rather than failing."""
     pixels = _pixels(relevance)
     finite = numpy.where(numpy.isfinite(pixels), pixels, 0.0)
+    try:
+        from .heatmap import heatmap
+    except ImportError:
+        heatmap = None
+    if heatmap is not None and finite.ndim == 2:
+        heatmap(finite, scale="max", ax=axis)
+        return
     bound = float(numpy.abs(finite).max()) or 1.0
     axis.imshow(finite, cmap="seismic", vmin=-bound, vmax=bound, interpolation="nearest")
     axis.set_xticks([])
     axis.set_yticks([])
+
+
+def _figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Any, Any]:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=size)
+    axes = figure.subplots(rows, columns, squeeze=False)
+    return figure, axes
+
+
+def _save(figure: Any, path: str | None, overwrite: bool) -> None:
+    import os
+
+    if path is None:
+        return
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    figure.savefig(path, dpi=110)
 
 
 def _mark(axis: Any, unstable: bool) -> None:
@@ -42,14 +71,14 @@ def _mark(axis: Any, unstable: bool) -> None:
         spine.set_linewidth(3)
 
 
-def plot_layer_profiles(comparison: Any, sample: int = 0, path: str | None = None, figsize=(11, 4)) -> Any:
+def plot_layer_profiles(comparison: Any, sample: int = 0, path: str | None = None, figsize=(11, 4),
+                        overwrite: bool = False) -> Any:
     """Conservation error and smallest |z| per layer for every setting of one sample; returns the figure."""
-    import matplotlib.pyplot as plt
-
     rows = comparison.rows_for(sample)
     if not rows:
         raise ValueError(f"the comparison has no rows for sample {sample}")
-    figure, (left, right) = plt.subplots(1, 2, figsize=figsize)
+    figure, axes = _figure(1, 2, figsize)
+    left, right = axes[0]
     layers = numpy.arange(len(comparison.layers))
     for row in rows:
         linear = ~numpy.isnan(row.smallest_denominator)
@@ -65,18 +94,15 @@ def plot_layer_profiles(comparison: Any, sample: int = 0, path: str | None = Non
         axis.grid(True, which="major", alpha=0.3)
     right.legend(fontsize=7, loc="best")
     figure.tight_layout()
-    if path is not None:
-        figure.savefig(path, dpi=110)
+    _save(figure, path, overwrite)
     return figure
 
 
-def plot_stability_grid(grid: Any, sample: int = 0, path: str | None = None, cell_size: float = 1.6) -> Any:
+def plot_stability_grid(grid: Any, sample: int = 0, path: str | None = None, cell_size: float = 1.6,
+                        overwrite: bool = False) -> Any:
     """The heatmaps of a :class:`~lrpcore.stability.StabilityGrid` with unstable cells framed in red."""
-    import matplotlib.pyplot as plt
-
     rows, columns = len(grid.row_values), len(grid.column_values)
-    figure, axes = plt.subplots(rows, columns, figsize=(cell_size * columns + 0.8, cell_size * rows + 0.8),
-                                squeeze=False)
+    figure, axes = _figure(rows, columns, (max(cell_size * columns + 0.8, 4.0), cell_size * rows + 1.0))
     for i in range(rows):
         for j in range(columns):
             axis = axes[i, j]
@@ -88,27 +114,22 @@ def plot_stability_grid(grid: Any, sample: int = 0, path: str | None = None, cel
                 axis.set_ylabel(f"{grid.row_name}={grid.row_values[i]:g}", fontsize=8)
             if i == rows - 1 and grid.column_name:
                 axis.set_xlabel(f"{grid.column_name}={grid.column_values[j]:g}", fontsize=8)
-    figure.suptitle(f"{grid.composite} + {grid.stabilizer}: instability statistic per cell (red: unstable)",
+    figure.suptitle(f"{grid.composite} + {grid.stabilizer}\ninstability statistic per cell (red: unstable)",
                     fontsize=9)
     figure.tight_layout()
-    if path is not None:
-        figure.savefig(path, dpi=110)
+    _save(figure, path, overwrite)
     return figure
 
 
 def plot_heatmap_row(heatmaps: dict[str, numpy.ndarray], unstable: dict[str, bool] | None = None,
-                     path: str | None = None, cell_size: float = 2.2) -> Any:
+                     path: str | None = None, cell_size: float = 2.2, overwrite: bool = False) -> Any:
     """One heatmap (a single sample's relevance) per label side by side, unstable ones framed in red."""
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(heatmaps), figsize=(cell_size * len(heatmaps), cell_size + 0.5),
-                                squeeze=False)
+    figure, axes = _figure(1, len(heatmaps), (cell_size * len(heatmaps), cell_size + 0.5))
     for axis, (label, relevance) in zip(axes[0], heatmaps.items()):
         _show(axis, relevance)
         flagged = bool(unstable.get(label, False)) if unstable else False
         _mark(axis, flagged)
         axis.set_title(label + ("\nUNSTABLE" if flagged else ""), fontsize=8, color="red" if flagged else "black")
     figure.tight_layout()
-    if path is not None:
-        figure.savefig(path, dpi=110)
+    _save(figure, path, overwrite)
     return figure
