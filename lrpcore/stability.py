@@ -528,11 +528,12 @@ def precision_study(model: Sequential, x: Any, composite: CompositeSpec = "tutor
 class InstabilityDiagnosis:
     """Where one heatmap's relevance blew up (see :func:`locate_instability`).
 
-    ``layer``: the layer whose step multiplied Σ|R| the most (``growth[layer]``); ``neurons``: the
-    output positions (index tuples without the batch axis) of that layer with the smallest
-    stabilized |z_k| among those carrying relevance, with their ``denominators`` (signed,
-    stabilized) and ``relevances`` R_k; ``growth[l]`` = Σ|R| at layer l's input / Σ|R| at its
-    output; ``l1``/``peak``: Σ|R| and max|R| at every layer's input (last entry: the output).
+    ``layer``: the layer whose step multiplied the peak relevance max|R| the most
+    (``peak_growth[layer]``); ``neurons``: the output positions (index tuples without the batch
+    axis) of that layer with the smallest stabilized |z_k| among those carrying relevance, with
+    their ``denominators`` (signed, stabilized) and ``relevances`` R_k; ``growth[l]`` = Σ|R| at
+    layer l's input / Σ|R| at its output; ``peak_growth[l]`` the same for max|R|;
+    ``l1``/``peak``: Σ|R| and max|R| at every layer's input (last entry: the output).
     """
 
     sample: int
@@ -546,10 +547,11 @@ class InstabilityDiagnosis:
     l1: numpy.ndarray
     peak: numpy.ndarray
     smallest_denominator: numpy.ndarray
+    peak_growth: numpy.ndarray
 
     def __str__(self) -> str:
         lines = [f"sample {self.sample}: relevance grew most at layer {self.layer} ({self.layer_name}, "
-                 f"{self.rule}): Σ|R| × {self.growth[self.layer]:.3g}",
+                 f"{self.rule}): max|R| × {self.peak_growth[self.layer]:.3g}, Σ|R| × {self.growth[self.layer]:.3g}",
                  "  smallest stabilized denominators there (neuron: z_k, R_k):"]
         for neuron, z, relevance in zip(self.neurons, self.denominators, self.relevances):
             lines.append(f"    {neuron}: z = {z:.3e}, R = {relevance:.3e}")
@@ -562,9 +564,11 @@ class InstabilityDiagnosis:
 def locate_instability(explanation: Explanation, sample: int = 0, count: int = 5) -> InstabilityDiagnosis:
     """Name the layer and neurons behind an unstable heatmap of a recorded ``explanation``.
 
-    The layer is the one whose backward step grew Σ|R| the most (a near-zero denominator
-    z_k multiplies R_k by 1/z_k, so Σ|R| jumps there); the neurons are that layer's ``count``
-    relevance-carrying outputs with the smallest stabilized |z_k| (over all branches).
+    The layer is the one whose backward step grew the peak relevance max|R| the most: a near-zero
+    denominator z_k multiplies R_k's share by z_jk / z_k for the few inputs j of neuron k, a spike
+    that the peak shows even where Σ|R| hardly moves (Σ|R| also grows where positive and negative
+    relevance separate, so it can point at the wrong layer). The neurons are that layer's
+    ``count`` relevance-carrying outputs with the smallest stabilized |z_k| (over all branches).
     """
     if explanation.trace is None:
         raise InputValueError("locate_instability needs an explanation computed with record=True")
@@ -576,7 +580,11 @@ def locate_instability(explanation: Explanation, sample: int = 0, count: int = 5
     with numpy.errstate(divide="ignore", invalid="ignore"):
         growth = numpy.where(l1[1:] > 0, l1[:-1] / l1[1:], numpy.where(l1[:-1] > 0, numpy.inf, 1.0))
     growth = numpy.nan_to_num(growth, nan=numpy.inf)
-    layer = int(numpy.argmax(growth))
+    peak = profile["peak"][:, sample]
+    with numpy.errstate(divide="ignore", invalid="ignore"):
+        peak_growth = numpy.where(peak[1:] > 0, peak[:-1] / peak[1:], numpy.where(peak[:-1] > 0, numpy.inf, 1.0))
+    peak_growth = numpy.nan_to_num(peak_growth, nan=numpy.inf)
+    layer = int(numpy.argmax(peak_growth))
     step = explanation.trace[layer]
     neurons: list[tuple[int, ...]] = []
     denominators: list[float] = []
@@ -603,8 +611,8 @@ def locate_instability(explanation: Explanation, sample: int = 0, count: int = 5
     return InstabilityDiagnosis(sample=sample, layer=layer, layer_name=explanation.model.layers[layer].describe(),
                                 rule=explanation.rules[layer].describe(), neurons=neurons,
                                 denominators=denominators, relevances=relevances, growth=growth, l1=l1,
-                                peak=profile["peak"][:, sample],
-                                smallest_denominator=profile["smallest_denominator"][:, sample])
+                                peak=peak, smallest_denominator=profile["smallest_denominator"][:, sample],
+                                peak_growth=peak_growth)
 
 
 # --- a network where hidden denominators can reach −ε -------------------------------------------------

@@ -45,7 +45,7 @@ def test_locate_instability_names_the_bottleneck_layer_and_neuron(patch_case):
     assert diagnosis.layer == PATCH_LAYER
     assert diagnosis.neurons[0] == (1, 28, 28)
     assert abs(diagnosis.denominators[0]) < 1e-4
-    assert diagnosis.growth[PATCH_LAYER] > 10
+    assert diagnosis.peak_growth[PATCH_LAYER] > 100 and diagnosis.growth[PATCH_LAYER] > 10
     assert "layer 2" in str(diagnosis)
 
 
@@ -210,3 +210,22 @@ def test_stability_command_names_a_bad_input_file(tmp_path, capsys):
     assert main(["stability", "linear_bottleneck", str(tmp_path / "missing.npy"), "--out", str(tmp_path)]) == 1
     assert "does not exist" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_gamma_rule_patch_behind_a_bottleneck_resists_every_stabilizer_but_not_symmetric_gamma():
+    """tools/find_instability.py part 3: γ's z_k + γ z⁺_k ≈ 0 for an output with z_k < 0; ε = 1e-9 is too small."""
+    from lrpcore.composites import Composite, tutorial
+    from lrpcore.rules import Gamma
+
+    model = linear_bottleneck_network(0, size=32)
+    x = np.random.default_rng(100).uniform(size=(4, 3, 32, 32))[3:4]
+    comparison = compare_stabilizers(model, x, "tutorial", dtypes=("float64",))
+    assert all(row.unstable for row in comparison.rows)
+    diagnosis = locate_instability(comparison.explanations[("zennit", None, "float64")], 0)
+    assert diagnosis.layer == 2 and diagnosis.rule.startswith("Gamma") and diagnosis.denominators[0] < 0
+    rules = {index: (Gamma(0.25, symmetric=True, stabilizer="vanilla", epsilon=1e-9, maxpool="sum")
+                     if isinstance(rule, Gamma) else rule)
+             for index, rule in enumerate(tutorial().rules(model)) if rule.name != "Pass"}
+    from lrpcore import detect_instability
+
+    assert not detect_instability(explain(model, x, composite=Composite(by_index=rules)))
