@@ -283,3 +283,26 @@ def test_timings_split_model_inpainting_and_total():
     assert timings["model"] > 0 and timings["inpaint"] > 0
     assert timings["model"] + timings["inpaint"] <= timings["total"]
     assert curve.overhead_seconds == pytest.approx(timings["total"] - timings["model"] - timings["inpaint"])
+
+
+def test_inpainting_sequences_keeps_the_unflipped_positions():
+    model = linear_model(np.ones((1, 4, 40)))
+    x = np.random.default_rng(0).random((2, 4, 40))
+    curve = pixel_flipping(model, x, x, mode="inpaint", patch_size=5, keep_images=True, final_gray=False)
+    for step in range(1, curve.n_steps):
+        keep = ~curve.masks[0, step, 0]
+        np.testing.assert_array_equal(curve.images[0, step][:, keep], x[0][:, keep])
+        assert not np.array_equal(curve.images[0, step], x[0])
+
+
+def test_pixel_flipping_gives_the_same_curve_on_every_backend(backend):
+    model = tiny_cnn()
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 3, 16, 16)).astype(np.float32)
+    relevance = rng.normal(size=x.shape).astype(np.float32)
+    reference = pixel_flipping(model, x, relevance, patch_size=4)
+    moved = model.to(backend)
+    xp = moved.namespace()
+    curve = pixel_flipping(moved, lrpcore.backend.to_backend(x, xp), lrpcore.backend.to_backend(relevance, xp),
+                           patch_size=4)
+    np.testing.assert_allclose(curve.scores, reference.scores, rtol=1e-6)
