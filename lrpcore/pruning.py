@@ -1,0 +1,360 @@
+"""Pruned LRP (PLRP): keep only the most relevant neurons of every layer, per input.
+
+Yanez Sarmiento, Witzke, Klein and Renard, "Sparse Explanations of Neural Networks Using
+Pruned Layer-Wise Relevance Propagation" (2024). Relevance is propagated as usual, but after
+it reaches layer l−1 (the unpruned vector r̃ at the *input* of layer l) the least relevant
+neurons of that vector are pruned before the propagation continues downwards.
+
+Threshold (per sample, separately for positive and negative relevance)
+    sort the scores ascending; θ_l is the largest score whose cumulative sum stays
+    ≤ p_l · (total mass of that sign), θ_l = 0 if there is none; keep only scores > θ_l.
+    Negative relevance is treated through its magnitudes |r̃⁻| with p_neg. Scores equal to
+    the largest one of their sign are always kept, so ties cannot prune a whole sign.
+
+PLRP-λ (``method="lambda"``)
+    r = λ ⊙ 1{kept} ⊙ r̃ with λ = ‖r̃‖₁ / ‖1{kept} ⊙ r̃‖₁, taken per sign
+    (λ⁺ for positive scores, λ⁻ for negative ones): both ‖r‖₁ and Σ r equal those of r̃,
+    so the layer conserves relevance. For single-signed r̃ this is the paper's λ_l.
+
+PLRP-M (``method="m"``)
+    zero the activations of the pruned neurons, â = 1{kept} ⊙ a, and recompute the
+    layer's relevance with the same rule, r = M̂_l R_l with M̂_l built from â
+    (``rule.relevance(layer, â, R_upper)``): the pruned mass is redistributed the LRP
+    way over the kept neurons. For rules whose terms do not scale with a (flat,
+    w², z^B) pruned neurons may still receive relevance.
+
+Sparsity gain (``sparsity_gain=min_gain``)
+    Instead of a fixed p_l, candidate proportions p_k = k·step (k = 0, 1, ..., up to
+    ``max_p``) are tried and the sparsity s(p) of the pruned relevance is measured with
+    the Gini index (Hurley & Rickard 2009). The gain of step k is Δs/Δp =
+    (s(p_k) − s(p_{k−1})) / step (paper, eq. 3.3); pruning goes on while the gain stays
+    ≥ ``min_gain`` and p_l is the last proportion reached, per layer and per sample
+    (the same p for both signs). The chosen p_l are recorded in the trace.
+
+Where pruning happens
+    ``explain`` calls the hook after layer l's rule with the relevance at layer l's input.
+    That vector is pruned when layer l is a linear layer (Dense, Conv, pooling) and l > 0,
+    so each vector of neurons is pruned exactly once: relevance crossing ReLU, Flatten or
+    Dropout (Pass) below a pruned linear layer is already pruned, and pruning it again
+    would compound p. Index 0's input is the model input; it is never pruned. ``layers``
+    restricts pruning to some linear layer indices.
+
+With ``record=True`` every pruned step's ``trace[l].info`` holds, per sample (NumPy):
+``p_pos``/``p_neg`` (proportions used), ``theta_pos``/``theta_neg``, ``lambda_pos``/
+``lambda_neg`` (PLRP-λ; 1 for PLRP-M), ``mass`` (‖r̃‖₁), ``pruned_mass`` (|relevance| of the
+pruned neurons in r̃), ``pruned_fraction``, ``pruned_count``/``neurons``, and ``unpruned``
+(the vector r̃ itself); ``trace[l].relevance_in`` is the pruned relevance passed down.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Iterable, Literal
+
+from .backend import clip_min, get_namespace, to_numpy
+from .layers import Layer, LinearLayer
+from .rules import Rule
+
+__all__ = ["Pruning", "explain_pruned", "prune", "threshold", "gini", "pruning_summary", "PruneResult"]
+
+Method = Literal["lambda", "m"]
+
+
+def _check_proportion(value: Any, name: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number in [0, 1), got {value!r}") from None
+    if not 0.0 <= number < 1.0:
+        raise ValueError(f"{name} must be in [0, 1) (the share of relevance mass to prune), got {value!r}")
+    return number
+
+
+def _flat(array: Any) -> Any:
+    xp = get_namespace(array)
+    return xp.reshape(array, (array.shape[0], -1))
+
+
+def _per_sample(proportion: Any, batch: int, reference: Any) -> Any:
+    """A (N, 1) column of proportions from a float or a per-sample array."""
+    xp = get_namespace(reference)
+    if isinstance(proportion, (int, float)):
+        return xp.full((batch, 1), float(proportion), dtype=reference.dtype, device=reference.device)
+    return xp.reshape(xp.astype(proportion, reference.dtype), (batch, 1))
+
+
+def threshold(scores: Any, proportion: Any) -> Any:
+    """θ per sample for non-negative ``scores`` (N, F): the largest score whose ascending cumulative sum
+    stays ≤ ``proportion`` · Σ scores; 0 where no score qualifies (paper, section 3).
+
+    ``proportion`` is a float or one value per sample. Returns shape (N,).
+    """
+    xp = get_namespace(scores)
+    ordered = xp.sort(scores, axis=1)
+    cumulative = xp.cumulative_sum(ordered, axis=1)
+    total = cumulative[:, -1:]
+    within = cumulative <= _per_sample(proportion, scores.shape[0], scores) * total
+    return xp.max(xp.where(within, ordered, xp.zeros_like(ordered)), axis=1)
+
+
+def _keep_sign(scores: Any, proportion: Any) -> tuple[Any, Any]:
+    """(kept mask, θ) for one sign's non-negative magnitudes (N, F); the largest scores always stay."""
+    xp = get_namespace(scores)
+    theta = threshold(scores, proportion)
+    largest = xp.max(scores, axis=1, keepdims=True)
+    kept = xp.logical_or(scores > theta[:, None], xp.logical_and(scores >= largest, scores > 0))
+    return kept, theta
+
+
+def gini(scores: Any) -> Any:
+    """Gini index of |scores| per sample (rows of a (N, F) array), in [0, 1 − 1/F]; 0 for an all-zero row.
+
+    G = 1 − 2 Σ_k (c_(k) / ‖c‖₁) · (F − k + ½) / F with c_(1) ≤ ... ≤ c_(F) the sorted
+    magnitudes (Hurley & Rickard 2009, "Comparing measures of sparsity"). It is 0 for a
+    uniform vector and rises as the mass concentrates on fewer entries.
+    """
+    xp = get_namespace(scores)
+    magnitude = xp.sort(xp.abs(_flat(scores)), axis=1)
+    count = magnitude.shape[1]
+    total = xp.sum(magnitude, axis=1)
+    ranks = xp.arange(1, count + 1, dtype=magnitude.dtype, device=magnitude.device)
+    weights = (count - ranks + 0.5) / count
+    safe_total = xp.where(total > 0, total, xp.ones_like(total))
+    value = 1.0 - 2.0 * xp.sum(magnitude * weights, axis=1) / safe_total
+    return xp.where(total > 0, value, xp.zeros_like(value))
+
+
+@dataclasses.dataclass
+class PruneResult:
+    """Outcome of :func:`prune` on one relevance vector (arrays on the relevance's backend, per sample).
+
+    ``relevance``: pruned (and, for ``rescale=True``, λ-rescaled) relevance, shape of the input;
+    ``kept``: boolean mask of the kept neurons; ``theta_pos``/``theta_neg``, ``lambda_pos``/``lambda_neg``,
+    ``p_pos``/``p_neg``: shape (N,); ``mass``: ‖r̃‖₁; ``pruned_mass``: Σ |r̃| over pruned neurons;
+    ``pruned_count``: neurons with non-zero relevance that were pruned.
+    """
+
+    relevance: Any
+    kept: Any
+    theta_pos: Any
+    theta_neg: Any
+    lambda_pos: Any
+    lambda_neg: Any
+    p_pos: Any
+    p_neg: Any
+    mass: Any
+    pruned_mass: Any
+    pruned_count: Any
+
+    def info(self) -> dict[str, Any]:
+        """The per-sample numbers as NumPy arrays, as stored in ``trace[l].info``."""
+        mass = to_numpy(self.mass)
+        pruned = to_numpy(self.pruned_mass)
+        return {"p_pos": to_numpy(self.p_pos), "p_neg": to_numpy(self.p_neg),
+                "theta_pos": to_numpy(self.theta_pos), "theta_neg": to_numpy(self.theta_neg),
+                "lambda_pos": to_numpy(self.lambda_pos), "lambda_neg": to_numpy(self.lambda_neg),
+                "mass": mass, "pruned_mass": pruned,
+                "pruned_fraction": pruned / (mass + (mass == 0)),
+                "pruned_count": to_numpy(self.pruned_count),
+                "neurons": math.prod(tuple(self.kept.shape[1:]))}
+
+
+def prune(relevance: Any, p_pos: Any = 0.0, p_neg: Any = 0.0, rescale: bool = True) -> PruneResult:
+    """Prune one relevance vector per sample: keep scores above θ⁺ (positive part, proportion ``p_pos``)
+    and magnitudes above θ⁻ (negative part, ``p_neg``); rescale the kept scores by λ± when ``rescale``.
+
+    ``relevance`` has a leading batch axis; any trailing shape. ``p_pos``/``p_neg`` are floats in
+    [0, 1) or one value per sample. λ⁺ = ‖r̃⁺‖₁ / ‖kept r̃⁺‖₁ (1 when the sign has no mass), likewise λ⁻.
+    """
+    xp = get_namespace(relevance)
+    flat = _flat(relevance)
+    positive, negative = clip_min(flat), clip_min(-flat)
+    kept_pos, theta_pos = _keep_sign(positive, p_pos)
+    kept_neg, theta_neg = _keep_sign(negative, p_neg)
+    kept = xp.logical_or(kept_pos, kept_neg)
+    zeros = xp.zeros_like(flat)
+    mass_pos, mass_neg = xp.sum(positive, axis=1), xp.sum(negative, axis=1)
+    kept_mass_pos = xp.sum(xp.where(kept_pos, positive, zeros), axis=1)
+    kept_mass_neg = xp.sum(xp.where(kept_neg, negative, zeros), axis=1)
+    pruned_mass = xp.sum(xp.where(kept, zeros, xp.abs(flat)), axis=1)
+    ones = xp.ones_like(mass_pos)
+    lambda_pos = xp.where(kept_mass_pos > 0, mass_pos / xp.where(kept_mass_pos > 0, kept_mass_pos, ones), ones)
+    lambda_neg = xp.where(kept_mass_neg > 0, mass_neg / xp.where(kept_mass_neg > 0, kept_mass_neg, ones), ones)
+    if not rescale:
+        lambda_pos, lambda_neg = ones, ones
+    scale = xp.where(flat > 0, lambda_pos[:, None], lambda_neg[:, None])
+    pruned = xp.where(kept, flat * scale, zeros)
+    batch = flat.shape[0]
+    return PruneResult(relevance=xp.reshape(pruned, tuple(relevance.shape)),
+                       kept=xp.reshape(kept, tuple(relevance.shape)),
+                       theta_pos=theta_pos, theta_neg=theta_neg, lambda_pos=lambda_pos, lambda_neg=lambda_neg,
+                       p_pos=_per_sample(p_pos, batch, flat)[:, 0], p_neg=_per_sample(p_neg, batch, flat)[:, 0],
+                       mass=mass_pos + mass_neg, pruned_mass=pruned_mass,
+                       pruned_count=xp.sum(xp.astype(xp.logical_and(flat != 0, xp.logical_not(kept)), xp.int64),
+                                           axis=1))
+
+
+def sparsity_gain_proportion(relevance: Any, min_gain: float = 1.0, step: float = 0.05,
+                             max_p: float = 0.95) -> Any:
+    """Per-sample p found by the sparsity gain (paper, eq. 3.3, with the Gini index G as sparsity s).
+
+    The Gini index is taken over the neurons that carry relevance in r̃ (r̃ ≠ 0; pruned ones
+    count as zeros among them): neurons that a ReLU switched off hold no relevance whatever p
+    is, and counting them would push every layer's index towards 1 and every gain towards 0.
+    Over F neurons of which m carry relevance, G_m = 1 − (F/m)(1 − G_F), from the sorted-rank
+    form of the index.
+
+    Candidates p_k = k·step ≤ ``max_p`` are tried in turn. The gain of a candidate is
+    ΔG / Δp with Δp the *actually* pruned share of ‖r̃‖₁ that it adds (neurons are discrete,
+    so a small step may prune nothing new; such a step is neither a gain nor a loss and the
+    search goes on). Pruning stops at the first candidate whose gain is below ``min_gain``;
+    the result is the last p_k that pruned something new before that (0 if none did). Candidates are looped over (a handful),
+    samples and neurons are vectorised. Returns shape (N,).
+    """
+    xp = get_namespace(relevance)
+    flat = _flat(relevance)
+    candidates = int(max_p / step + 1e-9)
+    # neurons that carry relevance before pruning; the Gini index is taken over them (see the docstring)
+    support = xp.sum(xp.astype(flat != 0, flat.dtype), axis=1)
+    stretch = flat.shape[1] / xp.where(support > 0, support, xp.ones_like(support))
+    previous_gini = 1.0 - stretch * (1.0 - gini(flat))
+    previous_share = xp.zeros((flat.shape[0],), dtype=flat.dtype, device=flat.device)
+    still_gaining = xp.ones((flat.shape[0],), dtype=xp.bool, device=flat.device)
+    chosen = xp.zeros((flat.shape[0],), dtype=flat.dtype, device=flat.device)
+    for k in range(1, candidates + 1):
+        proportion = k * step
+        pruned = prune(flat, proportion, proportion, rescale=False)
+        share = pruned.pruned_mass / xp.where(pruned.mass > 0, pruned.mass, xp.ones_like(pruned.mass))
+        current_gini = 1.0 - stretch * (1.0 - gini(pruned.relevance))
+        added = share - previous_share
+        changed = added > 0
+        gain = (current_gini - previous_gini) / xp.where(changed, added, xp.ones_like(added))
+        still_gaining = xp.logical_and(still_gaining, xp.logical_or(xp.logical_not(changed), gain >= min_gain))
+        chosen = xp.where(xp.logical_and(still_gaining, changed), xp.full_like(chosen, proportion), chosen)
+        previous_gini = xp.where(still_gaining, current_gini, previous_gini)
+        previous_share = xp.where(still_gaining, share, previous_share)
+    return chosen
+
+
+class Pruning:
+    """The ``modify`` hook of :func:`lrpcore.explain` that turns LRP into PLRP-λ or PLRP-M.
+
+    ``method``: ``"lambda"`` (rescale the kept relevance) or ``"m"`` (zero pruned activations,
+    recompute the layer's relevance). ``p``: proportion of relevance mass to prune, for both
+    signs unless ``p_pos``/``p_neg`` are given. ``sparsity_gain``: a minimum gain Δs/Δp; if
+    set, p is found per layer and sample (``step``, ``max_p``) and ``p``/``p_pos``/``p_neg``
+    must be left out. ``layers``: the indices of linear layers whose *input* relevance is
+    pruned (default: every linear layer but the first one in the model, index 0).
+    """
+
+    def __init__(self, method: Method = "lambda", p: float | None = None, p_pos: float | None = None,
+                 p_neg: float | None = None, sparsity_gain: float | None = None, step: float = 0.05,
+                 max_p: float = 0.95, layers: Iterable[int] | None = None):
+        if method not in ("lambda", "m"):
+            raise ValueError(f"method must be 'lambda' (PLRP-λ) or 'm' (PLRP-M), got {method!r}")
+        self.method = method
+        if sparsity_gain is not None:
+            if any(value is not None for value in (p, p_pos, p_neg)):
+                raise ValueError("give either sparsity_gain (p found per layer and sample) or p/p_pos/p_neg, "
+                                 "not both")
+            if not float(sparsity_gain) > 0:
+                raise ValueError(f"sparsity_gain is a minimum gain Δs/Δp and must be > 0, got {sparsity_gain!r}")
+            if not 0 < step < 1 or not step <= max_p < 1:
+                raise ValueError(f"need 0 < step ≤ max_p < 1, got step={step!r}, max_p={max_p!r}")
+            self.sparsity_gain: float | None = float(sparsity_gain)
+        else:
+            self.sparsity_gain = None
+        base = 0.0 if p is None else _check_proportion(p, "p")
+        self.p_pos = base if p_pos is None else _check_proportion(p_pos, "p_pos")
+        self.p_neg = base if p_neg is None else _check_proportion(p_neg, "p_neg")
+        self.step = float(step)
+        self.max_p = float(max_p)
+        self.layers = None if layers is None else frozenset(int(index) for index in layers)
+        if self.layers is not None and any(index == 0 for index in self.layers):
+            raise ValueError("layer 0's input is the model input, which pruned LRP never prunes; "
+                             "remove 0 from layers")
+
+    def describe(self) -> str:
+        name = "PLRP-λ" if self.method == "lambda" else "PLRP-M"
+        if self.sparsity_gain is not None:
+            return f"{name}(sparsity gain ≥ {self.sparsity_gain:g}, step {self.step:g})"
+        return f"{name}(p_pos={self.p_pos:g}, p_neg={self.p_neg:g})"
+
+    __repr__ = describe
+
+    def applies_to(self, index: int, layer: Layer) -> bool:
+        """Whether the relevance at the input of layer ``index`` is pruned."""
+        if index <= 0:
+            return False
+        if self.layers is not None:
+            if index not in self.layers:
+                return False
+            if not isinstance(layer, LinearLayer):
+                raise ValueError(f"pruning is applied at the input of linear layers; layer {index} "
+                                 f"({layer.describe()}) is not one")
+            return True
+        return isinstance(layer, LinearLayer)
+
+    def check(self, model: Any) -> None:
+        """Raise if ``layers`` names an index outside ``model`` or a non-linear layer."""
+        if self.layers is None:
+            return
+        for index in sorted(self.layers):
+            if not 0 < index < len(model):
+                raise ValueError(f"pruning layer index {index} is outside the model's layers 1..{len(model) - 1}")
+            self.applies_to(index, model.layers[index])
+
+    def __call__(self, index: int, layer: Layer, rule: Rule, a: Any, relevance_upper: Any,
+                 relevance_lower: Any) -> Any:
+        if not self.applies_to(index, layer):
+            return relevance_lower
+        if self.sparsity_gain is not None:
+            chosen = sparsity_gain_proportion(relevance_lower, self.sparsity_gain, self.step, self.max_p)
+            p_pos, p_neg = chosen, chosen
+        else:
+            p_pos, p_neg = self.p_pos, self.p_neg
+        result = prune(relevance_lower, p_pos, p_neg, rescale=self.method == "lambda")
+        info = result.info()
+        info["method"] = self.method
+        info["unpruned"] = relevance_lower
+        if self.method == "lambda":
+            return result.relevance, info
+        xp = get_namespace(a)
+        a_hat = xp.where(result.kept, a, xp.zeros_like(a))
+        return rule.relevance(layer, a_hat, relevance_upper), info
+
+
+def explain_pruned(model: Any, x: Any, target: Any = None, composite: Any = None, method: Method = "lambda",
+                   p: float | None = None, p_pos: float | None = None, p_neg: float | None = None,
+                   sparsity_gain: float | None = None, step: float = 0.05, max_p: float = 0.95,
+                   layers: Iterable[int] | None = None, record: bool = False, **explain_options: Any) -> Any:
+    """PLRP-λ or PLRP-M explanation of ``model`` on ``x``: :func:`lrpcore.explain` with a :class:`Pruning` hook.
+
+    Every argument of :func:`lrpcore.explain` passes through (``stabilizer``, ``top``,
+    ``activations``); see :class:`Pruning` for the pruning ones. With ``p=0`` (and no
+    sparsity gain) the result equals plain LRP.
+    """
+    from .explain import explain
+
+    pruning = Pruning(method=method, p=p, p_pos=p_pos, p_neg=p_neg, sparsity_gain=sparsity_gain, step=step,
+                      max_p=max_p, layers=layers)
+    pruning.check(model)
+    return explain(model, x, target=target, composite=composite, record=record, modify=pruning,
+                   **explain_options)
+
+
+def pruning_summary(explanation: Any) -> list[dict[str, Any]]:
+    """One row per pruned layer of a recorded PLRP explanation: index, layer, mean p_pos/p_neg, mean
+    pruned fraction of ‖r̃‖₁, neurons pruned of all (batch means), method. Needs ``record=True``."""
+    if explanation.trace is None:
+        raise ValueError("pruning_summary needs an explanation computed with record=True")
+    rows = []
+    for step in explanation.trace:
+        if step is None or "pruned_mass" not in step.info:
+            continue
+        info = step.info
+        rows.append({"index": step.index, "layer": step.layer.describe(), "method": info["method"],
+                     "p_pos": float(info["p_pos"].mean()), "p_neg": float(info["p_neg"].mean()),
+                     "pruned_fraction": float(info["pruned_fraction"].mean()),
+                     "pruned_count": float(info["pruned_count"].mean()), "neurons": int(info["neurons"])})
+    return rows

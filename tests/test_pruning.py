@@ -1,0 +1,294 @@
+"""Tests of pruned LRP (lrpcore.pruning): thresholds, PLRP-λ, PLRP-M, sparsity gain, trace."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lrpcore
+from lrpcore.backend import to_backend, to_numpy
+from lrpcore.layers import Dense, Flatten, ReLU
+from lrpcore.layers1d import AvgPool1d, Conv1d, MaxPool1d
+from lrpcore.pruning import (Pruning, explain_pruned, gini, prune, pruning_summary, sparsity_gain_proportion,
+                             threshold)
+from lrpcore.rules import Zero
+
+
+# --- independent references (plain NumPy, one sample at a time) ----------------------------------
+def _reference_threshold(scores: np.ndarray, proportion: float) -> float:
+    """θ = the largest score whose ascending cumulative sum stays ≤ p · total; 0 if none."""
+    theta = 0.0
+    running = 0.0
+    total = scores.sum()
+    for value in sorted(scores.tolist()):
+        running += value
+        if running <= proportion * total:
+            theta = value
+        else:
+            break
+    return theta
+
+
+def _reference_keep(relevance: np.ndarray, p_pos: float, p_neg: float) -> np.ndarray:
+    flat = relevance.ravel()
+    positive, negative = np.maximum(flat, 0), np.maximum(-flat, 0)
+    keep = np.zeros(flat.shape, dtype=bool)
+    for scores, proportion in ((positive, p_pos), (negative, p_neg)):
+        theta = _reference_threshold(scores, proportion)
+        keep |= scores > theta
+        if scores.max() > 0:
+            keep |= scores == scores.max()
+    return keep.reshape(relevance.shape)
+
+
+def _reference_gini(values: np.ndarray) -> float:
+    """Gini index written from its definition as mean absolute difference / (2 · mean)."""
+    values = np.abs(values.ravel())
+    return float(np.abs(values[:, None] - values[None, :]).sum() / (2 * values.size ** 2 * values.mean()))
+
+
+# --- models ---------------------------------------------------------------------------------------
+def _dense_model(seed: int = 0, bias: bool = True) -> lrpcore.Sequential:
+    rng = np.random.default_rng(seed)
+
+    def maybe(size):
+        return rng.normal(size=size) * 0.1 if bias else np.zeros(size)
+
+    layers = [Dense(rng.normal(size=(24, 10)), maybe(24)), ReLU(), Dense(rng.normal(size=(16, 24)) * 0.3, maybe(16)),
+              ReLU(), Dense(rng.normal(size=(3, 16)) * 0.5, maybe(3))]
+    return lrpcore.Sequential(layers, lrpcore.ModelMetadata(input_shape=(10,)))
+
+
+def _sequence_model(seed: int = 0, bias: bool = True) -> lrpcore.Sequential:
+    rng = np.random.default_rng(seed)
+
+    def maybe(size):
+        return rng.normal(size=size) * 0.1 if bias else np.zeros(size)
+
+    layers = [Conv1d(rng.normal(size=(6, 4, 5)) * 0.5, maybe(6), padding=2), ReLU(), MaxPool1d(2),
+              Conv1d(rng.normal(size=(5, 6, 3)) * 0.5, maybe(5), padding=1), ReLU(), AvgPool1d(2),
+              Flatten(), Dense(rng.normal(size=(8, 25)) * 0.5, maybe(8)), ReLU(), Dense(rng.normal(size=(3, 8)), maybe(3))]
+    return lrpcore.Sequential(layers, lrpcore.ModelMetadata(input_shape=(4, 20)))
+
+
+def _inputs(shape, seed=1):
+    return np.random.default_rng(seed).normal(size=shape)
+
+
+# --- threshold, λ and kept mass on hand-built vectors --------------------------------------------
+def test_threshold_is_the_largest_score_whose_cumulative_sum_stays_within_p():
+    scores = np.array([[4.0, 1.0, 3.0, 2.0]])           # ascending 1, 2, 3, 4; cumulative 1, 3, 6, 10
+    assert threshold(scores, 0.3)[0] == 2.0              # 3 ≤ 0.3·10
+    assert threshold(scores, 0.6)[0] == 3.0              # 6 ≤ 6
+    assert threshold(scores, 0.05)[0] == 0.0             # 1 > 0.5: no score qualifies
+    assert threshold(scores, 0.0)[0] == 0.0
+    np.testing.assert_array_equal(threshold(np.array([[4.0, 1.0, 3.0, 2.0], [10.0, 1.0, 1.0, 1.0]]), 0.3), [2.0, 1.0])
+
+
+def test_plrp_lambda_keeps_scores_above_theta_and_rescales_each_sign_to_its_mass():
+    relevance = np.array([[1.0, 2.0, 3.0, 4.0, -0.5, -1.5, 0.0]])
+    result = prune(relevance, 0.3, 0.3)
+    # positive: total 10, θ⁺ = 2, kept 3 + 4 = 7, λ⁺ = 10/7; negative: total 2, 0.5 ≤ 0.6 so θ⁻ = 0.5, λ⁻ = 2/1.5
+    assert result.theta_pos[0] == 2.0 and result.theta_neg[0] == 0.5
+    assert result.lambda_pos[0] == pytest.approx(10 / 7) and result.lambda_neg[0] == pytest.approx(2 / 1.5)
+    np.testing.assert_allclose(result.relevance, [[0, 0, 30 / 7, 40 / 7, 0, -2.0, 0]], rtol=1e-15)
+    np.testing.assert_array_equal(result.kept, [[False, False, True, True, False, True, False]])
+    assert result.pruned_mass[0] == pytest.approx(3.5) and result.mass[0] == pytest.approx(12.0)
+    assert result.pruned_count[0] == 3
+    assert np.abs(result.relevance).sum() == pytest.approx(12.0) and result.relevance.sum() == pytest.approx(8.0)
+    unscaled = prune(relevance, 0.3, 0.3, rescale=False)
+    np.testing.assert_allclose(unscaled.relevance, [[0, 0, 3, 4, 0, -1.5, 0]])
+
+
+def test_positive_and_negative_relevance_are_pruned_with_their_own_proportions():
+    relevance = np.array([[1.0, 2.0, 3.0, 4.0, -1.0, -2.0, -3.0, -4.0]])
+    only_positive = prune(relevance, p_pos=0.3, p_neg=0.0, rescale=False).relevance
+    np.testing.assert_array_equal(only_positive, [[0, 0, 3, 4, -1, -2, -3, -4]])
+    only_negative = prune(relevance, p_pos=0.0, p_neg=0.6, rescale=False).relevance
+    np.testing.assert_array_equal(only_negative, [[1, 2, 3, 4, 0, 0, 0, -4]])
+
+
+def test_prune_matches_a_loop_reference_per_sample_on_random_vectors():
+    rng = np.random.default_rng(3)
+    relevance = rng.standard_cauchy(size=(6, 40)) * (rng.random((6, 40)) > 0.3)
+    for p_pos, p_neg in ((0.1, 0.1), (0.3, 0.05), (0.7, 0.5)):
+        result = prune(relevance, p_pos, p_neg, rescale=False)
+        for row in range(relevance.shape[0]):
+            keep = _reference_keep(relevance[row], p_pos, p_neg)
+            np.testing.assert_array_equal(result.kept[row], keep)
+            np.testing.assert_array_equal(result.relevance[row], np.where(keep, relevance[row], 0.0))
+            pruned_positive = np.maximum(relevance[row], 0)[~keep].sum()
+            assert pruned_positive <= p_pos * np.maximum(relevance[row], 0).sum() + 1e-12
+
+
+def test_thresholds_are_per_sample_not_per_batch():
+    rng = np.random.default_rng(4)
+    batch = np.stack([rng.normal(size=30), 100 * rng.normal(size=30) ** 3, np.zeros(30)])
+    together = prune(batch, 0.2, 0.1).relevance
+    for row in range(3):
+        np.testing.assert_array_equal(together[row], prune(batch[row:row + 1], 0.2, 0.1).relevance[0])
+    np.testing.assert_array_equal(together[2], np.zeros(30))           # all-zero sample: nothing to keep, no NaN
+
+
+def test_ties_at_the_top_never_prune_a_whole_sign():
+    result = prune(np.array([[1.0, 1.0, 1.0, 1.0, -2.0]]), 0.5, 0.5)
+    np.testing.assert_array_equal(result.relevance, [[1.0, 1.0, 1.0, 1.0, -2.0]])
+    assert np.all(np.isfinite(result.lambda_pos))
+
+
+def test_gini_index_matches_its_mean_absolute_difference_definition():
+    rng = np.random.default_rng(5)
+    values = np.abs(rng.standard_cauchy(size=(4, 25))) * (rng.random((4, 25)) > 0.4)
+    ours = gini(values)
+    for row in range(4):
+        assert ours[row] == pytest.approx(_reference_gini(values[row]), rel=1e-12)
+    assert gini(np.array([[0.0, 0.0, 0.0, 1.0]]))[0] == pytest.approx(0.75)
+    assert gini(np.ones((1, 9)))[0] == pytest.approx(0.0, abs=1e-15)
+    assert gini(np.zeros((1, 5)))[0] == 0.0
+
+
+# --- PLRP in explain ------------------------------------------------------------------------------
+@pytest.mark.parametrize("method", ["lambda", "m"])
+def test_p_zero_gives_plain_lrp(method):
+    model, x = _sequence_model(), _inputs((3, 4, 20))
+    composite = lrpcore.composites.epsilon_gamma_box(low=-3.0, high=3.0)
+    plain = lrpcore.explain(model, x, composite=composite)
+    pruned = explain_pruned(model, x, composite=composite, method=method, p=0.0)
+    np.testing.assert_allclose(pruned.relevance, plain.relevance, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("model_factory,shape", [(_dense_model, (5, 10)), (_sequence_model, (4, 4, 20))])
+@pytest.mark.parametrize("p", [0.1, 0.4])
+def test_plrp_lambda_conserves_relevance_at_every_layer(model_factory, shape, p):
+    model, x = model_factory(bias=False), _inputs(shape)
+    explanation = explain_pruned(model, x, composite=lrpcore.composites.uniform(Zero()), p=p, record=True)
+    lrpcore.check_conservation(explanation, rtol=1e-9, atol=1e-12)
+    pruned_layers = [step for step in explanation.trace if "pruned_mass" in step.info]
+    assert pruned_layers and all(step.info["pruned_fraction"].max() > 0 for step in pruned_layers)
+    for step in pruned_layers:
+        unpruned = step.info["unpruned"]
+        np.testing.assert_allclose(np.abs(step.relevance_in).sum(axis=tuple(range(1, unpruned.ndim))),
+                                   np.abs(unpruned).sum(axis=tuple(range(1, unpruned.ndim))), rtol=1e-10)
+
+
+def test_pruning_applies_once_per_vector_at_linear_layer_inputs_never_at_the_model_input():
+    model, x = _sequence_model(), _inputs((2, 4, 20))
+    explanation = explain_pruned(model, x, composite="epsilon_plus", p=0.3, record=True)
+    pruned = [step.index for step in explanation.trace if "pruned_mass" in step.info]
+    assert pruned == [2, 3, 5, 7, 9]             # MaxPool, Conv, AvgPool, Dense, Dense; not 0, not Pass layers
+    # relevance at a ReLU's input is the (already pruned) relevance at its output, reshaped by Flatten
+    for index in (1, 4, 6, 8):
+        step = explanation.trace[index]
+        np.testing.assert_array_equal(step.relevance_in, np.reshape(step.relevance_out, step.a.shape))
+    rows = pruning_summary(explanation)
+    assert [row["index"] for row in rows] == pruned and all(row["p_pos"] == 0.3 for row in rows)
+    only = explain_pruned(model, x, composite="epsilon_plus", p=0.3, layers=[7], record=True)
+    assert [step.index for step in only.trace if "pruned_mass" in step.info] == [7]
+
+
+def test_plrp_m_equals_lrp_on_the_network_with_pruned_activations_zeroed_by_hand():
+    model, x = _sequence_model(), _inputs((3, 4, 20))
+    composite = lrpcore.composites.epsilon_gamma_box(low=-3.0, high=3.0)
+    p, upper_index, lower_index = 0.3, 7, 3
+    activations = model.forward(x, record=True)
+    # step 1: LRP as usual down to layer 7's input; prune that vector by hand and zero those activations
+    plain = lrpcore.explain(model, x, composite=composite)
+    keep_upper = np.stack([_reference_keep(r, p, p) for r in plain.layer_relevances[upper_index]])
+    zeroed = list(activations)
+    zeroed[upper_index] = np.where(keep_upper, activations[upper_index], 0.0)
+    # step 2: with that network, LRP down to layer 3's input; prune it by hand too
+    once = lrpcore.explain(model, x, composite=composite, activations=zeroed)
+    keep_lower = np.stack([_reference_keep(r, p, p) for r in once.layer_relevances[lower_index]])
+    zeroed[lower_index] = np.where(keep_lower, activations[lower_index], 0.0)
+    by_hand = lrpcore.explain(model, x, composite=composite, activations=zeroed)
+
+    pruned = explain_pruned(model, x, composite=composite, method="m", p=p, layers=[lower_index, upper_index])
+    np.testing.assert_allclose(pruned.relevance, by_hand.relevance, rtol=1e-10, atol=1e-13)
+    np.testing.assert_allclose(pruned.layer_relevances[upper_index], by_hand.layer_relevances[upper_index],
+                               rtol=1e-10, atol=1e-13)
+    assert not np.allclose(pruned.relevance, plain.relevance)
+
+
+def test_plrp_m_on_a_hand_computed_dense_layer():
+    # one dense layer on 4 inputs with LRP-0: R_j = â_j w_j / Σ_j' â_j' w_j' · R
+    layer = Dense(np.array([[1.0, 2.0, 3.0, 4.0]]), np.array([0.0]))
+    model = lrpcore.Sequential([Dense(np.eye(4), np.zeros(4)), ReLU(), layer])
+    x = np.array([[1.0, 1.0, 1.0, 1.0]])                       # contributions 1, 2, 3, 4; R = 10
+    explanation = explain_pruned(model, x, composite=lrpcore.composites.uniform(Zero()), method="m", p=0.3,
+                                 layers=[2], record=True)
+    # θ = 2 prunes the inputs with contributions 1 and 2; â = (0, 0, 1, 1), R = 10 shared 3 : 4
+    np.testing.assert_allclose(explanation.relevance, [[0, 0, 30 / 7, 40 / 7]])
+    info = explanation.trace[2].info
+    assert info["theta_pos"][0] == 2.0 and info["pruned_fraction"][0] == pytest.approx(0.3)
+    assert info["lambda_pos"][0] == 1.0 and info["method"] == "m"
+
+
+def test_sparsity_gain_records_per_sample_p_where_the_gain_first_drops_below_the_minimum():
+    rng = np.random.default_rng(6)
+    relevance = rng.normal(size=(6, 60)) * (rng.random((6, 60)) > 0.5)
+    relevance[-1] = 0.0
+    step, minimum = 0.05, 1.0
+    chosen = sparsity_gain_proportion(relevance, minimum, step=step, max_p=0.95)
+    for row in range(6):
+        vector = relevance[row]
+        support = np.count_nonzero(vector)
+
+        def support_gini(values):
+            return _reference_gini(values[vector != 0]) if support else 0.0
+
+        share, value, expected = 0.0, support_gini(vector), 0.0
+        for k in range(1, 20):
+            keep = _reference_keep(vector, k * step, k * step)
+            new_share = np.abs(vector[~keep]).sum() / max(np.abs(vector).sum(), 1e-300)
+            new_value = support_gini(np.where(keep, vector, 0.0))
+            if new_share == share:
+                continue                                   # nothing new pruned: neither gain nor loss
+            if (new_value - value) / (new_share - share) < minimum:
+                break
+            expected, share, value = k * step, new_share, new_value
+        assert chosen[row] == pytest.approx(expected), row
+    assert len(set(np.round(chosen, 6))) > 1               # found per sample, not one p for the batch
+
+
+def test_sparsity_gain_mode_prunes_and_records_the_chosen_p_in_the_trace():
+    model, x = _sequence_model(), np.abs(_inputs((3, 4, 20)))
+    explanation = explain_pruned(model, x, composite="epsilon_plus", sparsity_gain=1.0, record=True)
+    infos = [step.info for step in explanation.trace if "pruned_mass" in step.info]
+    assert infos and all(info["p_pos"].shape == (3,) for info in infos)
+    assert any(info["p_pos"].max() > 0 for info in infos)
+    np.testing.assert_array_equal(infos[0]["p_pos"], infos[0]["p_neg"])
+    plain = lrpcore.explain(model, x, composite="epsilon_plus")
+    assert gini(explanation.relevance).mean() > gini(plain.relevance).mean()
+
+
+def test_plrp_runs_on_array_api_strict_as_on_numpy():
+    pytest.importorskip("array_api_strict")
+    model, x = _sequence_model(), _inputs((2, 4, 20))
+    composite = lrpcore.composites.epsilon_gamma_box(low=-3.0, high=3.0)
+    for method, options in (("lambda", {"p": 0.2}), ("m", {"p": 0.2}), ("lambda", {"sparsity_gain": 1.0})):
+        expected = explain_pruned(model, x, composite=composite, method=method, **options).relevance
+        strict = explain_pruned(model.to("array_api_strict"), to_backend(x, "array_api_strict"),
+                                composite=composite, method=method, **options)
+        np.testing.assert_allclose(to_numpy(strict.relevance), expected, rtol=1e-9, atol=1e-12)
+
+
+def test_pruning_rejects_bad_settings_with_clear_errors():
+    model = _sequence_model()
+    x = _inputs((1, 4, 20))
+    with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
+        Pruning(p=1.0)
+    with pytest.raises(ValueError, match="p_neg"):
+        Pruning(p=0.1, p_neg=-0.2)
+    with pytest.raises(ValueError, match="method"):
+        Pruning(method="mask")
+    with pytest.raises(ValueError, match="not both"):
+        Pruning(p=0.1, sparsity_gain=1.0)
+    with pytest.raises(ValueError, match="sparsity_gain"):
+        Pruning(sparsity_gain=0.0)
+    with pytest.raises(ValueError, match="never prunes"):
+        Pruning(p=0.1, layers=[0, 3])
+    with pytest.raises(ValueError, match=r"layer 4 \(ReLU\(\)\) is not one"):
+        explain_pruned(model, x, p=0.1, layers=[4])
+    with pytest.raises(ValueError, match="outside the model"):
+        explain_pruned(model, x, p=0.1, layers=[12])
+    with pytest.raises(ValueError, match="record=True"):
+        pruning_summary(explain_pruned(model, x, p=0.1))
