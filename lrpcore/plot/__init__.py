@@ -6,3 +6,4 @@ only when a plotting function is called with it.
 from .stability import plot_heatmap_row, plot_layer_profiles, plot_stability_grid  # noqa: F401
 from .perturbation import perturbation_curve, perturbation_steps  # noqa: F401
 from .sweep import auc_distribution, best_heatmaps, sweep_contour  # noqa: F401
+from .sequence import sequence_logo, sequence_logos  # noqa: F401
