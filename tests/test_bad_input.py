@@ -8,7 +8,7 @@ import lrpcore
 from lrpcore import explain
 from lrpcore.rules import Epsilon
 
-from conftest import relu_network
+from _networks import relu_network
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from lrpcore.composites import (cmp, decreasing_gamma, epsilon_alpha2_beta1_flat
 from lrpcore.layers import AvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU
 from lrpcore.rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, Zero, ZBox, ZPlus
 
-from conftest import relu_network
+from _networks import relu_network
 
 
 def vgg16_layout(channels: int = 2) -> Sequential:

@@ -9,7 +9,7 @@ from lrpcore import explain
 from lrpcore.composites import uniform
 from lrpcore.rules import Epsilon, Gamma, Zero
 
-from conftest import relu_network
+from _networks import relu_network
 
 
 @pytest.fixture

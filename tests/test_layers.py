@@ -9,7 +9,7 @@ from lrpcore import ModelMetadata, Sequential, canonize
 from lrpcore.layers import AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
 from lrpcore.testing import connections
 
-from conftest import relu_network
+from _networks import relu_network
 
 
 def _loop_forward(layer, sample):

@@ -11,7 +11,7 @@ from lrpcore.layers import Conv2d, Dense
 from lrpcore.rules import AlphaBeta, Epsilon, Flat, Gamma, WSquare, Zero, ZBox, ZPlus
 from lrpcore.testing import random_input, random_layer
 
-from conftest import relu_network
+from _networks import relu_network
 
 
 def test_lrp0_conserves_relevance_layer_by_layer_without_bias():

@@ -8,7 +8,7 @@ import lrpcore
 from lrpcore import explain
 from lrpcore.stabilizers import quadratic_mean, quadratic_mean_batch, vanilla, zennit
 
-from conftest import relu_network
+from _networks import relu_network
 
 
 def test_stabilizer_formulas():
