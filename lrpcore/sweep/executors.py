@@ -7,7 +7,8 @@ settings — is the *payload*, sent to each worker once (the pool's initializer;
 
 - ``None`` / ``"serial"``: one task after the other, here.
 - ``"processes"``: :class:`concurrent.futures.ProcessPoolExecutor` (``spawn`` start method,
-  ``workers`` processes, default 2), for users without Dask.
+  ``workers`` processes, default 2, one BLAS thread each unless ``OPENBLAS_NUM_THREADS`` etc.
+  are set), for users without Dask.
 - ``"dask"``: a :class:`dask.distributed.Client` on a new ``LocalCluster`` (``workers``
   processes, one thread each, on 127.0.0.1, no dashboard) or, with ``scheduler="tcp://host:8786"``, on an
   existing cluster; or pass your own ``Client`` as the executor. Workers need lrpcore (and
@@ -19,8 +20,10 @@ stores them; a task's rows depend only on the task, so every executor gives the 
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import multiprocessing
-from typing import Any, Callable, Sequence
+import os
+from typing import Any, Callable, Iterator, Sequence
 
 __all__ = ["run_tasks", "EXECUTORS"]
 
@@ -42,6 +45,24 @@ def _run_in_worker(task: Any) -> tuple[Any, list]:
 def _run_with_payload(payload: dict[str, Any], task: Any) -> tuple[Any, list]:
     from .grid import run_task
     return task, run_task(payload, task)
+
+
+@contextlib.contextmanager
+def _single_threaded_blas_children() -> Iterator[None]:
+    """Spawned workers start with one BLAS/OpenMP thread each (as Dask's workers do), unless the user set them.
+
+    N workers × several BLAS threads oversubscribe the cores; on a busy 2-core machine that made
+    forward passes 15× slower. The variables are set while the pool starts its processes, then restored.
+    """
+    names = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    added = [name for name in names if name not in os.environ]
+    for name in added:
+        os.environ[name] = "1"
+    try:
+        yield
+    finally:
+        for name in added:
+            os.environ.pop(name, None)
 
 
 def _dask_client(executor: Any, scheduler: str | None, workers: int) -> tuple[Any, Callable[[], None]]:
@@ -81,8 +102,9 @@ def run_tasks(tasks: Sequence[Any], payload: dict[str, Any], on_result: Callable
         return
     if executor == "processes":
         context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers or 2, mp_context=context,
-                                                    initializer=_init_worker, initargs=(payload,)) as pool:
+        pool_options = dict(max_workers=workers or 2, mp_context=context, initializer=_init_worker,
+                            initargs=(payload,))
+        with _single_threaded_blas_children(), concurrent.futures.ProcessPoolExecutor(**pool_options) as pool:
             futures = [pool.submit(_run_in_worker, task) for task in tasks]
             try:
                 for future in concurrent.futures.as_completed(futures):
