@@ -292,6 +292,9 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
         warnings.warn("the model has BatchNorm layers; LRP passes relevance through them unchanged. "
                       "Fold them first with lrpcore.canonize(model).", stacklevel=2)
 
+    # only activations computed here are known to be each layer's forward of the one below (callers may
+    # pass edited ones, e.g. pruned LRP zeroes some); only then can rules reuse them as layer outputs
+    own_forward = activations is None
     if activations is None:
         activations = model.forward(x, record=True)
     elif len(activations) != len(model) + 1:
@@ -335,7 +338,11 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
         layer, rule, a = model.layers[index], rules[index], activations[index]
         upper = relevances[index + 1]
         branches: list[BranchRecord] = []
-        lower = rule.relevance(layer, a, upper, record=branches)
+        # the recorded output spares the rule recomputing the layer's forward pass; idle branches
+        # (no relevance under their mask) are skipped unless the trace should show them
+        extra = ({"output": activations[index + 1] if own_forward else None, "skip_idle_branches": not record}
+                 if _takes_output(rule) else {})
+        lower = rule.relevance(layer, a, upper, record=branches, **extra)
         info = None
         if modify is not None:
             modified = modify(index, layer, rule, a, upper, lower)
@@ -351,6 +358,15 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
     return Explanation(relevance=relevances[0], output=output, target=targets, logits=logits,
                        layer_relevances=relevances, rules=rules, model=model, trace=trace,
                        near_zero_denominators=near_counts, zero_denominators=zero_counts)
+
+
+def _takes_output(rule: Rule) -> bool:
+    """Whether ``rule.relevance`` accepts ``output``/``skip_idle_branches`` (user rules may override it
+    with the older ``(layer, a, relevance, record=None)`` signature)."""
+    import inspect
+
+    parameters = inspect.signature(rule.relevance).parameters
+    return "output" in parameters and "skip_idle_branches" in parameters
 
 
 def _with_stabilizer(rule: Rule, function: Any, name: Any) -> Rule:

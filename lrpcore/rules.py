@@ -23,6 +23,7 @@ x⁺ = max(0, x), x⁻ = min(0, x).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 from .backend import clip_max, clip_min, get_namespace, to_backend, to_numpy
@@ -92,6 +93,8 @@ def safe_divide(numerator: Any, denominator: Any) -> Any:
     """numerator ⊘ denominator with 0 where the denominator is exactly 0 (never inf or NaN)."""
     xp = get_namespace(numerator, denominator)
     zero = denominator == 0
+    if not bool(xp.any(zero)):
+        return numerator / denominator
     ones = xp.ones_like(denominator)
     return xp.where(zero, xp.zeros_like(numerator), numerator / xp.where(zero, ones, denominator))
 
@@ -145,34 +148,49 @@ class Rule:
         """Apply the rule's stabilizer to a denominator."""
         return self.stabilizer(z, self.epsilon)
 
-    def layer_branches(self, layer: Layer, a: Any) -> list[Branch]:
-        """Resolve the layer's weight (linearising max pooling) and return :meth:`branches`."""
+    def layer_branches(self, layer: Layer, a: Any, output: Any | None = None) -> list[Branch]:
+        """Resolve the layer's weight (linearising max pooling) and return :meth:`branches`.
+
+        ``output`` is the layer's plain output f(a) when the caller already has it; rules whose
+        terms depend on it (γ's sign masks) override this method to use it instead of recomputing.
+        """
         if not isinstance(layer, LinearLayer):
             raise TypeError(f"{self.describe()} applies to linear layers (Dense, Conv2d, pooling), "
                             f"not {layer.describe()}; use Pass")
         return self.branches(layer, a, layer.relevance_weight(a, self.maxpool), layer.relevance_bias())
 
     # --- the four steps ---------------------------------------------------------------------------
-    def relevance(self, layer: Layer, a: Any, relevance: Any, record: list[BranchRecord] | None = None) -> Any:
+    def relevance(self, layer: Layer, a: Any, relevance: Any, record: list[BranchRecord] | None = None,
+                  output: Any | None = None, skip_idle_branches: bool = False) -> Any:
         """Redistribute ``relevance`` (shape of the layer output) onto the layer input ``a``.
 
-        If ``record`` is a list, one :class:`BranchRecord` per branch is appended to it.
+        If ``record`` is a list, one :class:`BranchRecord` per computed branch is appended to it.
+        ``output``: the layer's plain output f(a) if known (``explain`` passes the recorded
+        activation). A branch whose only term is the layer's own forward pass (LRP-0/ε with the
+        layer's weight and bias) then takes it as its denominator instead of recomputing it.
+        ``skip_idle_branches``: skip a masked branch whose mask leaves no relevance (γ's z_k < 0
+        branch behind a ReLU); its contribution is exactly zero, so the result is unchanged and
+        only its record is missing.
         """
         xp = get_namespace(a)
-        result = xp.zeros_like(a)
-        for branch in self.layer_branches(layer, a):
-            z = self.stabilize(branch_denominator(layer, branch))
-            s = safe_divide(relevance, z) * branch.scale
-            if branch.mask is not None:
-                s = s * branch.mask
+        result = None
+        for branch in self.layer_branches(layer, a, output):
+            carried = relevance if branch.mask is None else relevance * branch.mask
+            if skip_idle_branches and branch.mask is not None and not bool(xp.any(carried != 0)):
+                continue
+            z = self.stabilize(_denominator(layer, a, branch, output))
+            s = safe_divide(carried, z)
+            if branch.scale != 1.0:
+                s = s * branch.scale
             first_c = None
             for term in branch.terms:
                 c = layer.linear_transpose(s, term.weight, tuple(a.shape))
                 first_c = c if first_c is None else first_c
-                result = result + term.input * c
+                share = term.input * c
+                result = share if result is None else result + share
             if record is not None:
-                record.append(_branch_record(z, s, first_c, relevance))
-        return result
+                record.append(_branch_record(z, s, first_c, carried))
+        return xp.zeros_like(a) if result is None else result
 
 
 def branch_denominator(layer: LinearLayer, branch: Branch) -> Any:
@@ -184,19 +202,33 @@ def branch_denominator(layer: LinearLayer, branch: Branch) -> Any:
     return total
 
 
+def _denominator(layer: LinearLayer, a: Any, branch: Branch, output: Any | None) -> Any:
+    """:func:`branch_denominator`, or the known layer output where the branch is the layer's own forward."""
+    if output is not None and len(branch.terms) == 1:
+        term = branch.terms[0]
+        weight = getattr(layer, "weight", None)
+        if (weight is not None and term.input is a and term.weight is weight
+                and term.bias is layer.relevance_bias() and term.bias is not None):
+            return output
+    return branch_denominator(layer, branch)
+
+
 def _branch_record(z: Any, s: Any, c: Any, relevance: Any) -> BranchRecord:
-    """Summarise a branch; denominators count only where relevance arrives (R_k ≠ 0)."""
+    """Summarise a branch; denominators count only where the branch carries relevance (R_k·mask_k ≠ 0)."""
     xp = get_namespace(z)
     magnitude = xp.abs(z)
     axes = tuple(range(1, z.ndim))
-    scale = xp.sqrt(xp.mean(z * z, axis=axes, keepdims=True)) if axes else magnitude
+    if axes:
+        size = math.prod(z.shape[1:])
+        scale = xp.linalg.vector_norm(z, axis=axes, keepdims=True) / math.sqrt(size)
+    else:
+        scale = magnitude
     carries = relevance != 0
     zero = xp.logical_and(z == 0, carries)
     near_zero = xp.logical_and(magnitude <= NEAR_ZERO_RELATIVE * scale, carries)
 
     def per_sample(mask: Any) -> Any:
-        counts = xp.sum(xp.astype(xp.reshape(mask, (mask.shape[0], -1)), xp.int64), axis=1)
-        return to_numpy(counts)
+        return to_numpy(xp.count_nonzero(xp.reshape(mask, (mask.shape[0], -1)), axis=1))
 
     return BranchRecord(z=z, s=s, c=c, zero_denominators=per_sample(zero),
                         near_zero_denominators=per_sample(near_zero),
@@ -280,24 +312,36 @@ class Gamma(Rule):
     def describe(self) -> str:
         return f"Gamma(γ={self.gamma:g}{', symmetric' if self.symmetric else ''})"
 
-    def _favour(self, layer, a, weight, bias, favour_positive: bool) -> list[Term]:
+    def _favour(self, a, weight, bias, favour_positive: bool, nonnegative: bool) -> list[Term]:
         gamma = self.gamma
         boost_same = clip_min if favour_positive else clip_max    # weights that keep a⁺'s contribution's sign
         boost_flip = clip_max if favour_positive else clip_min
         positive_input_weight = weight + gamma * boost_same(weight)
         term_bias = _optional(bias, self.use_bias, lambda b: b + gamma * boost_same(b))
-        if _nonnegative(a):
+        if nonnegative:
             return [Term(a, positive_input_weight, term_bias)]
         return [Term(clip_min(a), positive_input_weight, term_bias),
                 Term(clip_max(a), weight + gamma * boost_flip(weight))]
 
-    def branches(self, layer, a, weight, bias):
-        positive = self._favour(layer, a, weight, bias, favour_positive=True)
+    def layer_branches(self, layer, a, output=None):
+        if not self.symmetric or not isinstance(layer, LinearLayer):
+            return super().layer_branches(layer, a)
+        return self.branches(layer, a, layer.relevance_weight(a, self.maxpool), layer.relevance_bias(),
+                             output=output)
+
+    def branches(self, layer, a, weight, bias, output=None):
+        """The terms; ``output`` (the layer's plain output, if known) gives the symmetric form's sign of z_k
+        for weighted layers (Dense, Conv), whose forward is exactly f(a; w, b)."""
+        nonnegative = _nonnegative(a)
+        positive = self._favour(a, weight, bias, favour_positive=True, nonnegative=nonnegative)
         if not self.symmetric:
             return [Branch(positive)]
         xp = get_namespace(a)
-        original = layer.linear_forward(a, weight, bias if self.use_bias else None)
-        negative = self._favour(layer, a, weight, bias, favour_positive=False)
+        if output is not None and self.use_bias and layer.has_weights:
+            original = output
+        else:
+            original = layer.linear_forward(a, weight, bias if self.use_bias else None)
+        negative = self._favour(a, weight, bias, favour_positive=False, nonnegative=nonnegative)
         return [Branch(positive, mask=xp.astype(original > 0, a.dtype)),
                 Branch(negative, mask=xp.astype(original < 0, a.dtype))]
 
@@ -401,7 +445,9 @@ class ZBox(Rule):
 
     ``low`` and ``high`` are scalars or arrays broadcastable to the input (per channel
     (1, C, 1, 1) or per pixel). No bias enters (zennit's ZBox also cancels it).
-    With low = high = 0 it reduces to LRP-0 without bias.
+    With low = high = 0 it reduces to LRP-0 without bias. Bounds with more axes than the layer
+    input (bounds in the model's input shape for a first Dense layer behind a Flatten) are
+    flattened in C order, as the Flatten layer flattens the input.
     """
 
     name = "ZBox"
@@ -423,11 +469,27 @@ class ZBox(Rule):
         if getattr(get_namespace(bound), "__name__", "") != getattr(xp, "__name__", ""):
             array = to_backend(bound, xp)
         array = xp.astype(xp.asarray(array), a.dtype)
+        if array.ndim > a.ndim:
+            array = self._flatten_like(array, a)
         try:
             return xp.broadcast_to(array, a.shape)
         except ValueError:
             raise ShapeError(f"ZBox bound of shape {tuple(array.shape)} does not broadcast to the input "
                              f"shape {tuple(a.shape)}") from None
+
+    @staticmethod
+    def _flatten_like(array: Any, a: Any) -> Any:
+        """Bounds given in the model's input shape for a first layer behind a Flatten (e.g. (1, C, H, W)
+        bounds for a Dense layer on (N, C·H·W)): flattened in C order, as Flatten flattens the input."""
+        xp = get_namespace(a)
+        per_sample = math.prod(a.shape[1:])
+        if math.prod(array.shape[1:]) == per_sample:
+            return xp.reshape(array, (array.shape[0], *a.shape[1:]))
+        if math.prod(array.shape) == 1:
+            return xp.reshape(array, (1,) * a.ndim)
+        raise ShapeError(f"ZBox bound of shape {tuple(array.shape)} has more axes than the layer input "
+                         f"{tuple(a.shape)} and cannot be flattened to it; give the bound in the full input "
+                         "shape (e.g. numpy.broadcast_to(low, (1, C, H, W))) or as a scalar")
 
     def branches(self, layer, a, weight, bias):
         low, high = self._bound(self.low, a), self._bound(self.high, a)
@@ -442,7 +504,8 @@ class Pass(Rule):
 
     name = "Pass"
 
-    def relevance(self, layer: Layer, a: Any, relevance: Any, record: list[BranchRecord] | None = None) -> Any:
+    def relevance(self, layer: Layer, a: Any, relevance: Any, record: list[BranchRecord] | None = None,
+                  output: Any | None = None, skip_idle_branches: bool = False) -> Any:
         xp = get_namespace(relevance)
         if relevance.size != a.size:
             raise ShapeError(f"Pass cannot carry relevance of shape {tuple(relevance.shape)} through "

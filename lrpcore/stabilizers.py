@@ -44,8 +44,8 @@ def vanilla(z: Any, epsilon: float) -> Any:
 def zennit(z: Any, epsilon: float) -> Any:
     """z + ((z == 0) + sign(z))·ε: ε pushes z away from zero with z's own sign (zennit's ``Stabilizer``)."""
     xp = get_namespace(z)
-    direction = xp.sign(z) + xp.astype(z == 0, z.dtype)
-    return z + direction * epsilon
+    # the same numbers as z + (sign(z) + (z == 0))·ε, in fewer passes over z
+    return xp.where(z >= 0, z + epsilon, z - epsilon)
 
 
 def _sample_axes(z: Any) -> tuple[int, ...]:

@@ -1,0 +1,8 @@
+"""Test-only stand-in for torchvision (see tests/reference/_torchvision_stand_in.py).
+
+zennit 0.5.1 imports ``torchvision.models.resnet`` for its ResNet canonizer. The only
+torchvision wheel matching torch 2.13.0 cannot be imported on CPU-only machines, so the
+reference tests put this package on ``sys.path`` when the real one fails to import.
+It defines only the names zennit imports; the networks compared here never use them.
+"""
+IS_LRPCORE_STAND_IN = True

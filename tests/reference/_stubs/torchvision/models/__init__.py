@@ -1,0 +1,1 @@
+"""Stand-in for ``torchvision.models``: only the ``resnet`` submodule zennit imports."""
