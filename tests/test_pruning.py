@@ -224,11 +224,14 @@ def test_plrp_m_on_a_hand_computed_dense_layer():
 
 def test_sparsity_gain_records_per_sample_p_where_the_gain_first_drops_below_the_minimum():
     rng = np.random.default_rng(6)
-    relevance = rng.normal(size=(6, 60)) * (rng.random((6, 60)) > 0.5)
-    relevance[-1] = 0.0
+    relevance = rng.normal(size=(7, 60)) * (rng.random((7, 60)) > 0.5)
+    relevance[-2] = 0.0                                   # nothing to prune: p = 0
+    relevance[-1] = 0.0                                   # p = 0.05 prunes nothing new, p = 0.1 the two 1s
+    relevance[-1, :6] = [8.0, 1.0, 1.0, 1.5, 1.5, -0.3]
     step, minimum = 0.05, 1.0
     chosen = sparsity_gain_proportion(relevance, minimum, step=step, max_p=0.95)
-    for row in range(6):
+    assert chosen[-2] == 0.0 and chosen[-1] == pytest.approx(0.1)
+    for row in range(7):
         vector = relevance[row]
         support = np.count_nonzero(vector)
 
