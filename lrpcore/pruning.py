@@ -24,12 +24,15 @@ PLRP-M (``method="m"``)
     w², z^B) pruned neurons may still receive relevance.
 
 Sparsity gain (``sparsity_gain=min_gain``)
-    Instead of a fixed p_l, candidate proportions p_k = k·step (k = 0, 1, ..., up to
-    ``max_p``) are tried and the sparsity s(p) of the pruned relevance is measured with
-    the Gini index (Hurley & Rickard 2009). The gain of step k is Δs/Δp =
-    (s(p_k) − s(p_{k−1})) / step (paper, eq. 3.3); pruning goes on while the gain stays
-    ≥ ``min_gain`` and p_l is the last proportion reached, per layer and per sample
-    (the same p for both signs). The chosen p_l are recorded in the trace.
+    Instead of a fixed p_l, candidate proportions p_k = k·step (k = 1, 2, ..., up to
+    ``max_p``) are tried and the sparsity s of the pruned relevance is measured with the
+    Gini index (Hurley & Rickard 2009) over the neurons that carry relevance in r̃. The
+    gain of a candidate is Δs/Δp (paper, eq. 3.3) with Δp the share of ‖r̃‖₁ it prunes in
+    addition to the previous one; pruning goes on while the gain stays ≥ ``min_gain`` and
+    p_l is the last candidate that pruned something (per layer and per sample; the same p
+    for both signs). The first, smallest neurons give a gain of about 1 + s, so useful
+    minimum gains lie below 2 (default 1). See :func:`sparsity_gain_proportion`. The chosen
+    p_l are recorded in the trace.
 
 Where pruning happens
     ``explain`` calls the hook after layer l's rule with the relevance at layer l's input.
@@ -43,7 +46,9 @@ With ``record=True`` every pruned step's ``trace[l].info`` holds, per sample (Nu
 ``p_pos``/``p_neg`` (proportions used), ``theta_pos``/``theta_neg``, ``lambda_pos``/
 ``lambda_neg`` (PLRP-λ; 1 for PLRP-M), ``mass`` (‖r̃‖₁), ``pruned_mass`` (|relevance| of the
 pruned neurons in r̃), ``pruned_fraction``, ``pruned_count``/``neurons``, and ``unpruned``
-(the vector r̃ itself); ``trace[l].relevance_in`` is the pruned relevance passed down.
+(the vector r̃ itself); ``trace[l].relevance_in`` is the pruned relevance passed down. The
+step's ``branches`` (z, s, c) are those of the unpruned computation; for PLRP-M the relevance
+passed down was recomputed from â.
 """
 from __future__ import annotations
 
@@ -55,7 +60,8 @@ from .backend import clip_min, get_namespace, to_numpy
 from .layers import Layer, LinearLayer
 from .rules import Rule
 
-__all__ = ["Pruning", "explain_pruned", "prune", "threshold", "gini", "pruning_summary", "PruneResult"]
+__all__ = ["Pruning", "explain_pruned", "prune", "threshold", "gini", "sparsity_gain_proportion", "pruning_summary",
+           "PruneResult"]
 
 Method = Literal["lambda", "m"]
 
@@ -167,6 +173,11 @@ def prune(relevance: Any, p_pos: Any = 0.0, p_neg: Any = 0.0, rescale: bool = Tr
     [0, 1) or one value per sample. λ⁺ = ‖r̃⁺‖₁ / ‖kept r̃⁺‖₁ (1 when the sign has no mass), likewise λ⁻.
     """
     xp = get_namespace(relevance)
+    for name, value in (("p_pos", p_pos), ("p_neg", p_neg)):
+        if isinstance(value, (int, float)):
+            _check_proportion(value, name)
+        elif not bool(xp.all(xp.logical_and(value >= 0, value < 1))):
+            raise ValueError(f"{name} must hold proportions in [0, 1), one per sample")
     flat = _flat(relevance)
     positive, negative = clip_min(flat), clip_min(-flat)
     kept_pos, theta_pos = _keep_sign(positive, p_pos)

@@ -293,5 +293,9 @@ def test_pruning_rejects_bad_settings_with_clear_errors():
         explain_pruned(model, x, p=0.1, layers=[4])
     with pytest.raises(ValueError, match="outside the model"):
         explain_pruned(model, x, p=0.1, layers=[12])
+    with pytest.raises(ValueError, match="p_pos"):
+        prune(np.ones((1, 3)), p_pos=1.5)
+    with pytest.raises(ValueError, match="p_neg must hold"):
+        prune(np.ones((2, 3)), p_neg=np.array([0.1, 1.0]))
     with pytest.raises(ValueError, match="record=True"):
         pruning_summary(explain_pruned(model, x, p=0.1))
