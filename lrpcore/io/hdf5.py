@@ -23,10 +23,10 @@ import numpy
 
 from ..errors import LRPError, ModelFormatError
 from ..layers import Layer
-from ..model import ModelMetadata, Sequential
 from ..backend import to_numpy
+from ..model import ModelMetadata, Sequential
 from . import registry
-from .validate import FLOAT_DTYPES, check_model
+from .validate import check_model
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save", "load", "is_lrpcore_file"]
 
@@ -44,6 +44,22 @@ _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexErr
 
 
 # --- writing ------------------------------------------------------------------------------------
+def _text(values: str | list[str], where: str = "text") -> numpy.ndarray:
+    """UTF-8 text as a *fixed-length* HDF5 string (scalar or 1-D array).
+
+    Fixed-length strings live inside the checksummed object headers; h5py's default
+    variable-length strings live in HDF5's global heap, which has no checksum (a flipped
+    byte there can send the HDF5 library into an endless loop while reading).
+    """
+    items = [values] if isinstance(values, str) else list(values)
+    encoded = [item.encode("utf-8") for item in items]
+    if any(b"\0" in item for item in encoded):
+        raise ModelFormatError(f"{where}: text containing NUL characters cannot be stored")
+    dtype = h5py.string_dtype("utf-8", max([1] + [len(item) for item in encoded]))
+    array = numpy.array(encoded, dtype=dtype)
+    return array[0] if isinstance(values, str) else array
+
+
 def _encode_value(value: Any, where: str) -> Any:
     """A hyperparameter or metadata value as an HDF5 attribute: scalars as such, sequences as 1-D arrays."""
     if isinstance(value, (bool, numpy.bool_)):
@@ -53,7 +69,7 @@ def _encode_value(value: Any, where: str) -> Any:
     if isinstance(value, (float, numpy.floating)):
         return numpy.float64(value)
     if isinstance(value, str):
-        return value
+        return _text(value, where)
     if isinstance(value, (list, tuple)):
         if all(isinstance(item, (int, numpy.integer)) and not isinstance(item, bool) for item in value):
             return numpy.asarray(value, dtype=numpy.int64)
@@ -61,8 +77,9 @@ def _encode_value(value: Any, where: str) -> Any:
                for item in value):
             return numpy.asarray(value, dtype=numpy.float64)
         if all(isinstance(item, str) for item in value):
-            return numpy.asarray(value, dtype=h5py.string_dtype())
-    raise ModelFormatError(f"{where}: value {value!r} cannot be stored (use int, float, bool, str or a list of one kind)")
+            return _text(list(value), where)
+    raise ModelFormatError(f"{where}: value {value!r} cannot be stored "
+                           "(use int, float, bool, str or a list of one kind)")
 
 
 def _layer_record(index: int, layer: Layer) -> tuple[str, dict[str, Any], dict[str, numpy.ndarray]]:
@@ -88,8 +105,8 @@ def _write_metadata(group: h5py.Group, metadata: ModelMetadata) -> None:
     for field in dataclasses.fields(ModelMetadata):
         if field.name not in known and getattr(metadata, field.name) != field.default:
             raise ModelFormatError(f"metadata field {field.name!r} is not part of format version {FORMAT_VERSION}")
-    group.attrs["name"] = metadata.name
-    group.attrs["description"] = metadata.description
+    group.attrs["name"] = _text(metadata.name, "metadata name")
+    group.attrs["description"] = _text(metadata.description, "metadata description")
     group.attrs["value_range"] = numpy.asarray(metadata.value_range, dtype=numpy.float64)
     if metadata.input_shape is not None:
         group.attrs["input_shape"] = numpy.asarray(metadata.input_shape, dtype=numpy.int64)
@@ -98,30 +115,37 @@ def _write_metadata(group: h5py.Group, metadata: ModelMetadata) -> None:
         if values is not None:
             group.attrs[name] = numpy.asarray(values, dtype=numpy.float64)
     if metadata.class_names is not None:
-        group.attrs["class_names"] = numpy.asarray(list(metadata.class_names), dtype=h5py.string_dtype())
+        group.attrs["class_names"] = _text(list(metadata.class_names), "metadata class_names")
 
 
 def _write(handle: h5py.File, model: Sequential, records: list, dtype: numpy.dtype | None) -> None:
     from .. import __version__
 
-    handle.attrs["format"] = FORMAT_NAME
+    handle.attrs["format"] = _text(FORMAT_NAME)
     handle.attrs["format_version"] = numpy.int64(FORMAT_VERSION)
-    handle.attrs["lrpcore_version"] = __version__
-    handle.attrs["dtype"] = dtype.name if dtype is not None else "none"
+    handle.attrs["lrpcore_version"] = _text(__version__)
+    handle.attrs["dtype"] = _text(dtype.name if dtype is not None else "none")
     _write_metadata(handle.create_group("metadata"), model.metadata)
     layers = handle.create_group("layers")
     layers.attrs["count"] = numpy.int64(len(records))
     for index, (type_name, hyperparameters, parameters) in enumerate(records):
         group = layers.create_group(str(index))
-        group.attrs[_TYPE_ATTRIBUTE] = type_name
+        group.attrs[_TYPE_ATTRIBUTE] = _text(type_name)
         for name, value in hyperparameters.items():
             group.attrs[name] = value
         for name, array in parameters.items():
             array = numpy.ascontiguousarray(array)
-            if array.size:  # Fletcher-32 checksums let a reader detect flipped bytes in the weights
-                group.create_dataset(name, data=array, chunks=True, fletcher32=True)
+            if array.size and array.ndim:  # Fletcher-32 checksums let a reader detect flipped bytes in the weights
+                group.create_dataset(name, data=array, chunks=_chunks(array), fletcher32=True)
             else:
                 group.create_dataset(name, data=array)
+
+
+def _chunks(array: numpy.ndarray, target_bytes: int = 2**20) -> tuple[int, ...]:
+    """Chunks of whole rows (first axis) of about ``target_bytes``: few chunks, fast to read and checksum."""
+    row_bytes = max(1, array.nbytes // array.shape[0])
+    rows = max(1, min(array.shape[0], target_bytes // row_bytes))
+    return (rows, *array.shape[1:])
 
 
 def _default_permissions(path: str) -> None:
@@ -148,14 +172,7 @@ def save(model: Sequential, path: str | os.PathLike, overwrite: bool = False) ->
     if not os.path.isdir(folder):
         raise FileNotFoundError(errno.ENOENT, "folder does not exist", folder)
     source = f"model {model.metadata.name!r}" if isinstance(model, Sequential) else "model"
-    check_model(model, source)
-    dtype = None
-    for layer in model.layers:
-        for value in layer.parameters().values():
-            dtype = to_numpy(value).dtype
-            break
-        if dtype is not None:
-            break
+    dtype = check_model(model, source)
     records = [_layer_record(index, layer) for index, layer in enumerate(model.layers)]
     handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     os.close(handle)
@@ -416,8 +433,8 @@ def open_hdf5(path: str, what: str) -> h5py.File:
     try:
         return h5py.File(path, "r")
     except _READ_ERRORS as error:
-        raise ModelFormatError(f"{path}: not a readable HDF5 file ({type(error).__name__}: {error}); "
-                               f"a {what} must be HDF5") from None
+        raise ModelFormatError(f"{path}: not a readable HDF5 file: not HDF5, truncated or damaged "
+                               f"({type(error).__name__}: {error}); a {what} must be HDF5") from None
 
 
 def load(path: str | os.PathLike, dtype: str | None = None, backend: Any = "numpy") -> Sequential:

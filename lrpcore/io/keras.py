@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import zipfile
 from typing import Any, Mapping
 
 import numpy
@@ -36,6 +37,10 @@ from .keras_weights import KerasFile, parse_config, snake_case
 from .validate import check_model
 
 __all__ = ["load_keras", "SUPPORTED_LAYERS"]
+
+# What h5py, json, zipfile and a malformed config can raise; turned into ModelFormatError.
+_READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError, AttributeError,
+                UnicodeError, OverflowError, EOFError, zipfile.BadZipFile)
 
 #: Keras class names this converter understands (aliases of older Keras versions included).
 SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D", "MaxPool2D",
@@ -410,6 +415,32 @@ def load_keras(path: str | os.PathLike, config: Any = None, input_shape: tuple[i
     if dtype not in (None, "float32", "float64"):
         raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
     path = os.fspath(path)
+    try:
+        layers, name, shape, data_format, notes = _read(path, config, input_shape)
+    except (ModelFormatError, FileNotFoundError):
+        raise
+    except _READ_ERRORS as error:  # h5py, json or zip failures on damaged files, malformed configs
+        raise ModelFormatError(f"{path}: damaged Keras file or malformed model config ({type(error).__name__}: "
+                               f"{error})") from None
+    layers = _common_dtype(layers, dtype)
+    metadata_fields = dict(metadata or {})
+    metadata_fields.setdefault("name", name)
+    metadata_fields.setdefault("description", "; ".join(notes))
+    model_shape = None
+    if shape is not None:
+        model_shape = (shape[2], shape[0], shape[1]) if len(shape) == 3 and data_format == "channels_last" else shape
+    model = Sequential(layers, ModelMetadata(input_shape=model_shape, **metadata_fields))
+    check_model(model, path)
+    if backend != "numpy":
+        model = model.to(backend)
+    return model
+
+
+def _read(path: str, config: Any, input_shape: tuple[int, ...] | None
+          ) -> tuple[list[Layer], str, tuple[int, ...] | None, str, list[str]]:
+    """(layers, model name, Keras input shape, data format, notes) of the Keras file at ``path``."""
+    if path.lower().endswith(".keras") and os.path.isfile(path) and not zipfile.is_zipfile(path):
+        raise ModelFormatError(f"{path}: a .keras file must be a zip archive; this one is not (truncated?)")
     with KerasFile(path) as source:
         architecture = parse_config(config, path) if config is not None else source.config
         if architecture is None:
@@ -422,26 +453,10 @@ def load_keras(path: str | os.PathLike, config: Any = None, input_shape: tuple[i
         if shape is None:
             shape = _build_input_shape(architecture)
         converter = _Converter(source, specs, shape, data_format)
-        try:
-            layers = converter.convert()
-        except (KeyError, TypeError, ValueError) as error:
-            if isinstance(error, ModelFormatError):
-                raise
-            raise ModelFormatError(f"{path}: malformed Keras model config ({type(error).__name__}: {error})") from None
-    layers = _common_dtype(layers, dtype)
-    metadata_fields = dict(metadata or {})
-    notes = [f"converted from Keras file {os.path.basename(path)} ({source.kind}); inputs are NCHW "
-             "(transpose Keras NHWC arrays with x.transpose(0, 3, 1, 2))"] + converter.notes
-    metadata_fields.setdefault("name", name)
-    metadata_fields.setdefault("description", "; ".join(notes))
-    model_shape = None
-    if shape is not None:
-        model_shape = (shape[2], shape[0], shape[1]) if len(shape) == 3 and data_format == "channels_last" else shape
-    model = Sequential(layers, ModelMetadata(input_shape=model_shape, **metadata_fields))
-    check_model(model, path)
-    if backend != "numpy":
-        model = model.to(backend)
-    return model
+        layers = converter.convert()
+        notes = [f"converted from Keras file {os.path.basename(path)} ({source.kind}); inputs are NCHW "
+                 "(transpose Keras NHWC arrays with x.transpose(0, 3, 1, 2))"] + converter.notes
+    return layers, name, shape, data_format, notes
 
 
 def _build_input_shape(architecture: dict) -> tuple[int, ...] | None:

@@ -72,15 +72,18 @@ def check_metadata(metadata: ModelMetadata, source: str) -> None:
         raise ModelFormatError(f"{source}: name and description must be strings")
 
 
-def check_model(model: Sequential, source: str) -> None:
-    """Parameters, metadata and layer shapes agree; raises ``ModelFormatError`` naming what does not."""
+def check_model(model: Sequential, source: str) -> numpy.dtype | None:
+    """Parameters, metadata and layer shapes agree; raises ``ModelFormatError`` naming what does not.
+
+    Returns the model's dtype (None for a model without parameters).
+    """
     if not isinstance(model, Sequential):
         raise TypeError(f"expected an lrpcore.Sequential, got {type(model).__name__}")
     model_dtype = check_parameters(model, source)
     metadata = model.metadata
     check_metadata(metadata, source)
     if metadata.input_shape is None:
-        return
+        return model_dtype
     shape = tuple(int(size) for size in metadata.input_shape)
     sample = numpy.zeros((1, *shape), dtype=model_dtype or numpy.float32)
     host_model = model if model.namespace().__name__.endswith("numpy") else model.to("numpy")
@@ -100,4 +103,5 @@ def check_model(model: Sequential, source: str) -> None:
         if len(out_shape) != 1 or outputs != len(metadata.class_names):
             raise ModelFormatError(f"{source}: {len(metadata.class_names)} class names, but the last layer "
                                    f"({model.layers[-1].describe()}) gives outputs of shape {out_shape}")
+    return model_dtype
 
