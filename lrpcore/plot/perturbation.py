@@ -48,7 +48,8 @@ def perturbation_curve(curves: Any, normalised: bool = True, ax: Any = None, pat
         auc = float(used.auc(normalised).mean())
         note = f"AUC {auc:.3f}" + ("" if curve.better is None else f", {curve.better} is better")
         if normalised and used.n_images < curve.n_images:
-            note += f", {curve.n_images - used.n_images} images with s0≤0 left out"
+            left_out = curve.n_images - used.n_images
+            note += f", {left_out} image{'' if left_out == 1 else 's'} with s0≤0 left out"
         fractions = used.fractions
         (line,) = ax.plot(fractions, mean, marker="o", markersize=3, label=f"{label} ({note})")
         if band and used.n_images > 1:
