@@ -283,3 +283,14 @@ def test_layer_groups_must_match_the_count(saved_file):
     set_attribute(saved_file, "layers", "count", np.int64(14))
     with pytest.raises(ModelFormatError, match=r"count is 14, so groups 0\.\.13 are expected"):
         lrpcore.load(saved_file)
+
+
+def test_io_package_exports_the_torch_bridge_lazily():
+    import importlib
+
+    import lrpcore.io
+
+    assert {"load", "save", "load_keras", "from_torch"} <= set(lrpcore.io.__all__)
+    assert lrpcore.io.from_torch is importlib.import_module("lrpcore.io.torch").from_torch
+    with pytest.raises(AttributeError, match="no attribute 'from_tensorflow'"):
+        lrpcore.io.from_tensorflow  # noqa: B018

@@ -144,6 +144,20 @@ def test_final_softmax_is_dropped_and_strided_same_padding_converts(keras, tmp_p
     assert type(converted[-1]).__name__ == "Dense" and converted[0].padding == (1, 1)
 
 
+def test_batch_norm_between_flatten_and_dense_is_permuted_to_lrpcore_order(keras, tmp_path):
+    from keras import layers
+
+    keras.utils.set_random_seed(8)
+    model = keras.Sequential([keras.Input((4, 3, 3)), layers.Conv2D(2, 1), layers.Flatten(),
+                              layers.BatchNormalization(), layers.Dense(3)])
+    _randomise(model, seed=9)
+    model.save(tmp_path / "flat_bn.h5")
+    converted = load_keras(tmp_path / "flat_bn.h5")
+    assert isinstance(converted[2], BatchNorm1d)
+    x = np.random.default_rng(10).normal(size=(4, 4, 3, 3)).astype(np.float32)
+    np.testing.assert_allclose(converted.forward(x.transpose(0, 3, 1, 2)), model.predict(x, verbose=0), **TOLERANCE)
+
+
 def test_functional_chain_model_converts_and_branching_model_is_refused(keras, tmp_path):
     from keras import layers
 
@@ -172,6 +186,8 @@ def test_functional_chain_model_converts_and_branching_model_is_refused(keras, t
     ("AveragePooling2D(3, strides=1, padding='same')", r"'odd' \(AveragePooling2D\): padding 'same' pads 2 cells"),
     ("Conv2D(2, 3, dilation_rate=2)", r"dilation_rate \(2, 2\)"),
     ("LeakyReLU()", r"'LeakyReLU' is not supported"),
+    ("Activation('softmax')", r"'odd' \(Activation\): activation 'softmax' is not supported \(only 'relu', "
+                              r"'linear', and 'softmax' on the last layer\)"),
 ])
 def test_unsupported_keras_layers_are_refused_naming_the_layer(keras, tmp_path, layer, message):
     from keras import layers
@@ -273,4 +289,16 @@ def test_keras3_weights_without_layer_names_are_found_by_keras_path_names(handma
             for number, (_, array) in enumerate(arrays):
                 variables.create_dataset(str(number), data=array)
     converted = load_keras(tmp_path / "k3.weights.h5", config=config)
+    np.testing.assert_allclose(converted.forward(x.transpose(0, 3, 1, 2)), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_keras_input_shape_argument_fills_in_a_config_without_one(handmade, tmp_path):
+    config, weights, x, expected = handmade
+    del config["config"]["layers"][0]["config"]["batch_input_shape"]
+    write_keras2(tmp_path / "noshape.h5", config, weights, full=True)
+    with pytest.raises(ModelFormatError, match=r"'conv2d_1' \(Conv2D\): the input shape is unknown .*"
+                                               r"pass input_shape=\(H, W, C\)"):
+        load_keras(tmp_path / "noshape.h5")
+    converted = load_keras(tmp_path / "noshape.h5", input_shape=(7, 5, 3))
+    assert converted.metadata.input_shape == (3, 7, 5)
     np.testing.assert_allclose(converted.forward(x.transpose(0, 3, 1, 2)), expected, rtol=1e-12, atol=1e-12)
