@@ -77,7 +77,8 @@ def assert_same_table(first: SweepResult, second: SweepResult) -> None:
 
 
 # --- batched pixel flipping ---------------------------------------------------------------------------
-@pytest.mark.parametrize("mode,reperturb", [("inpaint", True), ("random", True), ("inpaint", False), ("constant", True)])
+@pytest.mark.parametrize("mode,reperturb", [("inpaint", True), ("random", True), ("inpaint", False),
+                                            ("constant", True)])
 @pytest.mark.parametrize("sort", ["morf", "lrf", "random"])
 def test_flip_many_equals_pixel_flipping_on_each_heatmap_alone(images, mode, reperturb, sort):
     model = five_conv_network()

@@ -125,15 +125,17 @@ def main(argv: list[str] | None = None) -> int:
         dask_seconds = time.perf_counter() - start
         client.close()
         cluster.close()
-        same = all(np.array_equal(serial.table[name], distributed.table[name], equal_nan=True) if serial.table[name].dtype != object
-                   else serial.table[name].tolist() == distributed.table[name].tolist() for name in serial.table)
+        same = all(serial.table[name].tolist() == distributed.table[name].tolist() if serial.table[name].dtype == object
+                   else np.array_equal(serial.table[name], distributed.table[name], equal_nan=True)
+                   for name in serial.table)
         print(f"dask table identical to serial: {same}", file=sys.stderr)
 
     cpus = os.cpu_count()
     print(f"### Sweep: {len(values)}×{len(values)} Tutorial γ×ε grid, {args.images} images, MoRF, inpainting\n")
     print(f"Model: {model_name}; {platform.processor() or platform.machine()}, {cpus} CPUs, "
           f"Python {platform.python_version()}, NumPy {np.__version__}, OPENBLAS_NUM_THREADS="
-          f"{os.environ['OPENBLAS_NUM_THREADS']}, load average {os.getloadavg()[0]:.1f} at the end. Naive loop timed on {naive_count} of "
+          f"{os.environ['OPENBLAS_NUM_THREADS']}, load average {os.getloadavg()[0]:.1f} at the end. "
+          f"Naive loop timed on {naive_count} of "
           f"{len(configs)} configurations and extrapolated linearly; max |AUC difference| sweep vs naive "
           f"{difference:.1e}.\n")
     print("| run | wall time (s) | speedup vs naive |")

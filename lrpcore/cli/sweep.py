@@ -106,7 +106,8 @@ def load_data(spec: Any, model: Any, base: Path) -> tuple[numpy.ndarray, numpy.n
         labels = numpy.load(_resolve(options.pop("targets"), base)) if "targets" in options else None
         preprocessed = bool(options.pop("preprocessed", False))
         if options:
-            raise InputValueError(f"'data' for a .npy file takes npy, targets, preprocessed; got also {sorted(options)}")
+            raise InputValueError(f"'data' for a .npy file takes npy, targets, preprocessed; "
+                                  f"got also {sorted(options)}")
         if not preprocessed:
             inputs = numpy.asarray(model.metadata.preprocess(inputs.astype(numpy.float64)))
         return inputs.astype(numpy.float32), labels

@@ -90,7 +90,7 @@ def sweep_contour(result: Any, sort: str = "morf", x: str | None = None, y: str 
         ax.plot(default[x], default[y], marker="X", markersize=11, color="red", markeredgecolor="white",
                 linestyle="none", clip_on=False, zorder=4, label=f"default ({x}={default[x]:g}, {y}={default[y]:g})")
     if sort in ("morf", "lrf") or default is not None:
-        ax.legend(loc="lower left", fontsize=8, framealpha=0.8)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), fontsize=8, frameon=False)
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.set_title(f"{sort.upper() if sort != 'random' else 'random'} sort")

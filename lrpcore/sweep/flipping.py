@@ -60,7 +60,7 @@ class FlipSettings:
     channel_reduce: str = "sum"
     score: str = "logit"
     seed: int = 0
-    batch_size: int = 256
+    batch_size: int = 32
     inpaint_radius: int = 3
 
     def __post_init__(self) -> None:
