@@ -13,5 +13,7 @@ pip_install -e ".[test,eval,torch]"
 # and a newer CUDA torch; zennit itself needs only torch, numpy, pillow and click.
 pip_install --no-deps zennit==0.5.1
 pip_install click
+# Keras 3 writes the files the Keras loader is tested on (torch backend; no TensorFlow needed).
+pip_install keras==3.15.1
 
 python -m pytest "$@"
