@@ -13,8 +13,9 @@ a composite, and reports per pruning setting the mean over samples of
 - Gini index of |R| pooled over channels (sparsity; higher = sparser), ``lrpcore.evaluate.gini``;
 - relevance mass accuracy, the share of positive relevance on the ground-truth mask
   (``lrpcore.evaluate.relevance_mass_accuracy``);
-- with ``--pf``: the area under the most-relevant-first perturbation curve of the target logit
-  (``lrpcore.evaluate.pixel_flipping``, constant fill at the value-range midpoint; lower = more faithful);
+- with ``--pf``: the area under the most-relevant-first perturbation curve of the normalised target
+  logit (``lrpcore.evaluate.pixel_flipping``; sequences: windows of 5 bases set to the value-range
+  midpoint 0.5 in every channel, images: 8×8 patches inpainted (Telea); lower = more faithful);
 - the relative conservation error |Σ_i R_i − f(x)| / |f(x)| (bias and ε absorb some relevance
   in every setting; pruning itself conserves it with PLRP-λ),
 
@@ -70,7 +71,7 @@ def _mean(values: np.ndarray) -> str:
 
 
 def measure(model, inputs, targets, masks, composite: str, method: str, pruning: dict, pf: bool,
-            pf_patch: int) -> dict[str, str]:
+            pf_patch: int, pf_mode: str = "constant") -> dict[str, str]:
     explanation = explain_pruned(model, inputs, target=targets, composite=composite, method=method, **pruning)
     relevance = np.asarray(explanation.relevance, dtype=np.float64)
     spatial = masks.ndim - 1
@@ -80,7 +81,7 @@ def measure(model, inputs, targets, masks, composite: str, method: str, pruning:
            "conservation error": _mean(np.abs(pooled.reshape(len(pooled), -1).sum(axis=1) - output)
                                        / np.abs(output))}
     if pf:
-        curve = pixel_flipping(model, inputs, relevance, targets, sort="morf", mode="constant",
+        curve = pixel_flipping(model, inputs, relevance, targets, sort="morf", mode=pf_mode,
                                patch_size=pf_patch, final_gray=False)
         row["PF-AUC (MoRF)"] = _mean(curve.auc(normalised=True))
     return row
@@ -91,14 +92,15 @@ def table_for(name: str, count: int, composite: str, pf: bool, sparsity_gain: fl
         return f"### {name}\n\n{MODELS[name].relative_to(ROOT)} not found; skipped.\n"
     model = _load(name)
     inputs, _raw, targets, masks = evaluation_data(name, model, count)
-    pf_patch = 5 if name == "motif" else 8
+    pf_patch, pf_mode = (5, "constant") if name == "motif" else (8, "inpaint")
     settings = [("LRP", "lambda", {"p": 0.0})]
     for method, label in (("lambda", "PLRP-λ"), ("m", "PLRP-M")):
         settings += [(f"{label} p={p:g}", method, {"p": p}) for p in PROPORTIONS[1:]]
         settings.append((f"{label} sparsity gain ≥ {sparsity_gain:g}", method, {"sparsity_gain": sparsity_gain}))
     rows, start = [], time.perf_counter()
     for label, method, pruning in settings:
-        rows.append((label, measure(model, inputs, targets, masks, composite, method, pruning, pf, pf_patch)))
+        rows.append((label, measure(model, inputs, targets, masks, composite, method, pruning, pf, pf_patch,
+                                    pf_mode)))
     columns = list(rows[0][1])
     lines = [f"### {name} ({MODELS[name].name}; {len(targets)} correctly classified samples with ground truth, "
              f"composite {composite}, {time.perf_counter() - start:.0f} s)", "",
