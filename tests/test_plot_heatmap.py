@@ -22,6 +22,15 @@ def test_max_scale_is_largest_absolute_pixel_relevance():
     assert heatmap_scale(relevance, 2.5) == 2.5
 
 
+def test_auto_scale_caps_the_tutorial_limit_at_the_largest_pixel():
+    small = np.array([[1.0, -4.0], [2.0, 0.5]])  # 4 pixels: the tutorial b exceeds max |R|
+    assert heatmap_scale(small, "tutorial") > 4.0
+    assert heatmap_scale(small, "auto") == 4.0
+    sparse = np.zeros((100, 100))  # one hot pixel among 10^4: the tutorial b is below max |R|
+    sparse[0, 0], sparse[5, 5] = 10.0, 1.0
+    assert heatmap_scale(sparse, "auto") == heatmap_scale(sparse, "tutorial") < 10.0
+
+
 def test_all_zero_relevance_gets_unit_scale_instead_of_division_by_zero():
     assert heatmap_scale(np.zeros((3, 4, 4))) == 1.0
 

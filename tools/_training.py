@@ -184,4 +184,4 @@ def environment_note() -> str:
     """torch version and thread count, for the model cards."""
     import torch
 
-    return f"torch {torch.__version__}, {torch.get_num_threads()} threads, OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', '-')}"
+    return f"torch {torch.__version__}, {torch.get_num_threads()} threads"

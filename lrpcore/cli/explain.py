@@ -76,9 +76,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "explain",
         help="explain a prediction: write a heatmap PNG and print the conservation table",
-        description="Explain a model's prediction with LRP: write a heatmap PNG, print the predicted class and "
-                    "the per-layer relevance conservation table. With no arguments it explains the shipped "
-                    "shapes model on a generated image and writes lrpcore_heatmap.png.",
+        description="Explain a model's prediction with LRP: write a heatmap PNG, print the predicted\n"
+                    "class and the per-layer relevance conservation table. With no arguments it explains\n"
+                    f"the shipped {DEFAULT_MODEL} model on a generated image and writes {DEFAULT_OUTPUT}.",
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -114,9 +114,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--watermark", action="store_true",
                         help="generated shapes images carry the class watermark (to unmask the 'Clever Hans' "
                              "model shapes_cnn_cleverhans)")
-    parser.add_argument("--scale", default="tutorial", choices=("tutorial", "max"),
-                        help="heatmap colour limit b: 'tutorial' b = 10·mean(|R|³)^(1/3) (default), "
-                             "'max' b = max|R|")
+    parser.add_argument("--scale", default="auto", choices=("auto", "tutorial", "max"),
+                        help="heatmap colour range [-b, b]: 'tutorial' b = 10·mean(|R|³)^(1/3) (Montavon's "
+                             "LRP tutorial), 'max' b = max|R|, 'auto' (default) the smaller of the two, so "
+                             "small images such as 8x8 digits are not washed out")
     parser.add_argument("--preprocessed", action="store_true",
                         help="INPUT already holds model inputs (after mean/std normalisation); skip "
                              "model.metadata.preprocess")
@@ -127,7 +128,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
 # --- inputs ------------------------------------------------------------------------------------------
 @dataclasses.dataclass
 class _Inputs:
-    raw: numpy.ndarray          # (N, *input_shape) raw values (None-free), float
+    """A batch to explain: ``raw`` (N, C, H, W) float32 inputs, their labels if known, and where they came from."""
+
+    raw: numpy.ndarray
     labels: numpy.ndarray | None
     description: str
 
@@ -347,11 +350,116 @@ def _panel_figure(image: numpy.ndarray, relevance: numpy.ndarray, value_range: t
 
 
 # --- the command ------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Results:
+    """What the batches of explanations gave: relevance, logits and explained class per sample."""
+
+    relevance: numpy.ndarray
+    logits: numpy.ndarray
+    targets: numpy.ndarray
+    explanations: list[Any]
+
+    @property
+    def predictions(self) -> numpy.ndarray:
+        return self.logits.argmax(axis=1)
+
+    @property
+    def probabilities(self) -> numpy.ndarray:
+        shifted = numpy.exp(self.logits - self.logits.max(axis=1, keepdims=True))
+        return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def _explain_in_batches(model: Any, model_inputs: numpy.ndarray, target: Any, composite: Any,
+                        stabilizer: str | None) -> _Results:
+    """LRP for every sample, ``BATCH_SIZE`` at a time, with a progress bar for batches."""
+    from tqdm.auto import tqdm
+
+    from ..explain import explain
+
+    count = model_inputs.shape[0]
+    relevances, logits, targets, explanations = [], [], [], []
+    with tqdm(total=count, desc="explaining", unit="sample", disable=count == 1, file=sys.stderr) as progress:
+        for begin in range(0, count, BATCH_SIZE):
+            explanation = explain(model, model_inputs[begin:begin + BATCH_SIZE], target=target,
+                                  composite=composite, stabilizer=stabilizer)
+            relevances.append(numpy.asarray(explanation.relevance))
+            logits.append(numpy.asarray(explanation.logits))
+            targets.append(numpy.asarray(explanation.target))
+            explanations.append(explanation)
+            progress.update(min(BATCH_SIZE, count - begin))
+    return _Results(numpy.concatenate(relevances), numpy.concatenate(logits), numpy.concatenate(targets),
+                    explanations)
+
+
+def _class_name(class_names: Sequence[str], index: int) -> str:
+    return class_names[index] if index < len(class_names) else str(index)
+
+
+def _print_report(model: Any, model_path: Path, inputs: _Inputs, results: _Results, args: argparse.Namespace) -> None:
+    """Model, input, per-sample prediction and explained class, then the conservation table(s)."""
+    names = tuple(model.metadata.class_names or ())
+    count = results.logits.shape[0]
+    predictions, probabilities = results.predictions, results.probabilities
+    print(f"model: {model.metadata.name} ({model_path})")
+    print(f"input: {inputs.description}")
+    print(f"composite: {args.composite}" + (f", stabilizer override: {args.stabilizer}" if args.stabilizer else ""))
+    for sample in range(count):
+        predicted, explained = int(predictions[sample]), int(results.targets[sample])
+        truth = f", true class {_class_name(names, int(inputs.labels[sample]))}" if inputs.labels is not None else ""
+        prefix = f"sample {sample}: " if count > 1 else ""
+        print(f"{prefix}prediction: {_class_name(names, predicted)} (score {results.logits[sample, predicted]:.4g}, "
+              f"probability {probabilities[sample, predicted]:.3f}){truth}; explained class "
+              f"{_class_name(names, explained)} (score {results.logits[sample, explained]:.4g})")
+    print()
+    for number, explanation in enumerate(results.explanations):
+        if len(results.explanations) > 1:
+            last = min((number + 1) * BATCH_SIZE, count) - 1
+            print(f"conservation, samples {number * BATCH_SIZE}..{last} (relevance sums over these samples):")
+        elif count > 1:
+            print("conservation (per layer, relevance sums over the batch):")
+        else:
+            print("conservation (per layer):")
+        print(explanation.conservation())
+
+
+def _write_pictures(model: Any, raw_images: numpy.ndarray, inputs: _Inputs, results: _Results,
+                    outputs: Sequence[Path], args: argparse.Namespace) -> None:
+    """One grid picture (``--grid`` with several samples) or one three-panel picture per sample."""
+    from ..plot.heatmap import heatmap_grid, save_figure
+
+    metadata = model.metadata
+    names = tuple(metadata.class_names or ())
+    count = results.logits.shape[0]
+    predictions, probabilities = results.predictions, results.probabilities
+    if args.grid and count > 1:
+        titles = []
+        for sample in range(count):
+            title = f"pred {_class_name(names, int(predictions[sample]))}"
+            if inputs.labels is not None:
+                title += f" (true {_class_name(names, int(inputs.labels[sample]))})"
+            if results.targets[sample] != predictions[sample]:
+                title += f"\nR for {_class_name(names, int(results.targets[sample]))}"
+            titles.append(title)
+        figure = heatmap_grid(results.relevance, titles=titles, images=raw_images, value_range=metadata.value_range,
+                              scale=args.scale)
+        save_figure(figure, outputs[0], overwrite=args.overwrite)
+        return
+    limit = {"tutorial": "b = 10·mean(|R|³)^(1/3)", "max": "b = max|R|",
+             "auto": "b = min(10·mean(|R|³)^(1/3), max|R|)"}[args.scale]
+    caption = f"LRP composite {args.composite}; relevance summed over channels; colour limit {limit}"
+    for sample, path in enumerate(outputs):
+        predicted, explained = int(predictions[sample]), int(results.targets[sample])
+        heading = (f"{metadata.name}: predicted {_class_name(names, predicted)} "
+                   f"(p = {probabilities[sample, predicted]:.2f}); explaining '{_class_name(names, explained)}' "
+                   f"(score {results.logits[sample, explained]:.3g})")
+        figure = _panel_figure(raw_images[sample], results.relevance[sample], metadata.value_range, caption, heading,
+                               args.scale)
+        save_figure(figure, path, overwrite=args.overwrite)
+
+
 def run(args: argparse.Namespace) -> int:
     from ..composites import get_composite
-    from ..explain import explain
     from ..io import load
-    from ..plot.heatmap import heatmap_grid, save_figure
 
     model_argument, input_argument = args.model, args.input
     if input_argument is None and model_argument is not None and _looks_like_input(model_argument) \
@@ -362,7 +470,6 @@ def run(args: argparse.Namespace) -> int:
     model_path = _resolve_model_path(model_argument)
     model = load(model_path)
     metadata = model.metadata
-    class_names = tuple(metadata.class_names or ())
 
     if input_argument is None:
         if args.preprocessed:
@@ -374,77 +481,15 @@ def run(args: argparse.Namespace) -> int:
         inputs = _Inputs(read_input(input_argument, model, args.preprocessed), None, input_argument)
     count = inputs.raw.shape[0]
     outputs = _output_paths(args.out or DEFAULT_OUTPUT, count, args.grid)
-    _check_writable(outputs, args.overwrite)
-    target = _resolve_target(args.target, class_names)
+    _check_writable(outputs, args.overwrite)  # before any work: never overwrite, never waste the user's time
+    target = _resolve_target(args.target, tuple(metadata.class_names or ()))
 
     model_inputs = inputs.raw if args.preprocessed else metadata.preprocess(inputs.raw)
     raw_images = metadata.deprocess(inputs.raw) if args.preprocessed else inputs.raw
-    composite = get_composite(args.composite)
-    relevances, logits, targets, explanations = [], [], [], []
-    from tqdm.auto import tqdm
-
-    with tqdm(total=count, desc="explaining", unit="sample", disable=count == 1, file=sys.stderr) as progress:
-        for begin in range(0, count, BATCH_SIZE):
-            explanation = explain(model, model_inputs[begin:begin + BATCH_SIZE], target=target, composite=composite,
-                                  stabilizer=args.stabilizer)
-            relevances.append(numpy.asarray(explanation.relevance))
-            logits.append(numpy.asarray(explanation.logits))
-            targets.append(numpy.asarray(explanation.target))
-            explanations.append(explanation)
-            progress.update(min(BATCH_SIZE, count - begin))
-    relevance = numpy.concatenate(relevances)
-    logit = numpy.concatenate(logits)
-    target_classes = numpy.concatenate(targets)
-
-    def name_of(index: int) -> str:
-        return class_names[index] if index < len(class_names) else str(index)
-
-    predictions = logit.argmax(axis=1)
-    shifted = numpy.exp(logit - logit.max(axis=1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-    print(f"model: {metadata.name} ({model_path})")
-    print(f"input: {inputs.description}")
-    print(f"composite: {args.composite}" + (f", stabilizer override: {args.stabilizer}" if args.stabilizer else ""))
-    for sample in range(count):
-        truth = f", true class {name_of(int(inputs.labels[sample]))}" if inputs.labels is not None else ""
-        prefix = f"sample {sample}: " if count > 1 else ""
-        explained = int(target_classes[sample])
-        print(f"{prefix}prediction: {name_of(int(predictions[sample]))} (score {logit[sample, predictions[sample]]:.4g}, "
-              f"probability {probabilities[sample, predictions[sample]]:.3f}){truth}; explained class "
-              f"{name_of(explained)} (score {logit[sample, explained]:.4g})")
+    results = _explain_in_batches(model, model_inputs, target, get_composite(args.composite), args.stabilizer)
+    _print_report(model, model_path, inputs, results, args)
+    _write_pictures(model, raw_images, inputs, results, outputs, args)
     print()
-    for number, explanation in enumerate(explanations):
-        if len(explanations) > 1:
-            print(f"conservation, samples {number * BATCH_SIZE}..{min((number + 1) * BATCH_SIZE, count) - 1} "
-                  "(batch sums):")
-        else:
-            print("conservation (per layer, relevance sums over the batch):" if count > 1
-                  else "conservation (per layer):")
-        print(explanation.conservation())
-
-    if args.grid and count > 1:
-        titles = []
-        for sample in range(count):
-            title = f"pred {name_of(int(predictions[sample]))}"
-            if inputs.labels is not None:
-                title += f" (true {name_of(int(inputs.labels[sample]))})"
-            if target_classes[sample] != predictions[sample]:
-                title += f"\nR for {name_of(int(target_classes[sample]))}"
-            titles.append(title)
-        figure = heatmap_grid(relevance, titles=titles, images=raw_images, value_range=metadata.value_range,
-                              scale=args.scale)
-        save_figure(figure, outputs[0], overwrite=args.overwrite)
-    else:
-        for sample, path in enumerate(outputs):
-            explained = int(target_classes[sample])
-            heading = (f"{metadata.name}: predicted {name_of(int(predictions[sample]))} "
-                       f"(p = {probabilities[sample, predictions[sample]]:.2f}); explaining '{name_of(explained)}' "
-                       f"(score {logit[sample, explained]:.3g})")
-            caption = (f"LRP composite {args.composite}; relevance summed over channels; colour limit "
-                       + ("b = 10·mean(|R|³)^(1/3)" if args.scale == "tutorial" else "b = max|R|"))
-            figure = _panel_figure(raw_images[sample], relevance[sample], metadata.value_range, caption, heading,
-                                   args.scale)
-            save_figure(figure, path, overwrite=args.overwrite)
-    print()
-    print("wrote " + (str(outputs[0]) if len(outputs) == 1 else f"{outputs[0]} ... {outputs[-1]} ({len(outputs)} files)"))
+    print("wrote " + (str(outputs[0]) if len(outputs) == 1
+                      else f"{outputs[0]} ... {outputs[-1]} ({len(outputs)} files)"))
     return 0

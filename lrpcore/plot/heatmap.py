@@ -14,6 +14,10 @@ a cubic mean that follows the bulk of the relevance rather than the single large
 pixel, so one hot pixel does not wash out the rest of the map (values beyond ±b
 saturate). ``scale="max"`` instead uses b = max |R_{h,w}| (symmetric normalisation to
 [−1, 1]: nothing saturates, weak evidence looks faint); a number gives b directly.
+Since max |R| ≤ P^{1/3} · mean(|R|³)^{1/3} for P pixels, the tutorial's b exceeds every
+pixel of a map with fewer than 1000 pixels (an 8 × 8 digit never gets past 40 % colour);
+``scale="auto"`` therefore takes b = min(tutorial b, max |R|), which is the tutorial's b on
+large maps with sparse relevance and the symmetric normalisation on small ones.
 
 Plotting is host-side: arrays from any backend are copied to NumPy. Figures are built
 with :class:`matplotlib.figure.Figure` and the Agg canvas, never through ``pyplot``, so
@@ -36,7 +40,10 @@ __all__ = ["heatmap", "overlay", "heatmap_grid", "heatmap_scale", "relevance_map
 #: The factor 10 in the tutorial's b = 10 · mean(|R|³)^(1/3).
 TUTORIAL_SCALE_FACTOR = 10.0
 
-Scale = Literal["tutorial", "max"] | float
+Scale = Literal["tutorial", "max", "auto"] | float
+
+#: Names ``scale`` accepts (besides a positive number).
+SCALES = ("tutorial", "max", "auto")
 
 
 def relevance_map(relevance: Any) -> np.ndarray:
@@ -63,21 +70,20 @@ def heatmap_scale(relevance: Any, scale: Scale = "tutorial") -> float:
     """The colour limit b of a heatmap of ``relevance`` (shown on [−b, b]).
 
     ``"tutorial"``: b = 10 · mean(|R|³)^(1/3) over the pixels of the channel-summed map;
-    ``"max"``: b = max |R|; a positive number: b itself. An all-zero map gives b = 1 so
-    that it plots as white instead of failing.
+    ``"max"``: b = max |R|; ``"auto"``: the smaller of the two; a positive number: b itself.
+    An all-zero map gives b = 1 so that it plots as white instead of failing.
     """
     if isinstance(scale, str):
-        pixels = relevance_map(relevance)
-        if scale == "tutorial":
-            limit = TUTORIAL_SCALE_FACTOR * float(np.mean(np.abs(pixels) ** 3)) ** (1.0 / 3.0)
-        elif scale == "max":
-            limit = float(np.max(np.abs(pixels)))
-        else:
-            raise ValueError(f"scale must be 'tutorial', 'max' or a positive number, got {scale!r}")
+        if scale not in SCALES:
+            raise ValueError(f"scale must be one of {SCALES} or a positive number, got {scale!r}")
+        magnitudes = np.abs(relevance_map(relevance))
+        tutorial = TUTORIAL_SCALE_FACTOR * float(np.mean(magnitudes ** 3)) ** (1.0 / 3.0)
+        largest = float(np.max(magnitudes))
+        limit = {"tutorial": tutorial, "max": largest, "auto": min(tutorial, largest)}[scale]
         return limit if limit > 0.0 else 1.0
     limit = float(scale)
     if not limit > 0.0 or not math.isfinite(limit):
-        raise ValueError(f"scale must be 'tutorial', 'max' or a positive number, got {scale!r}")
+        raise ValueError(f"scale must be one of {SCALES} or a positive number, got {scale!r}")
     return limit
 
 
