@@ -257,10 +257,16 @@ def test_dask_local_cluster_of_two_worker_processes_gives_the_serial_table(image
     distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
                                   dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        result = grid(five_conv_network(), images, composite=tutorial(VALUES), evaluation=SETTINGS, config_block=5,
-                      image_block=4, executor=client, progress=False)
+        # the path users take for an existing cluster: the scheduler's address (lrpcore sweep --scheduler tcp://...)
+        with distributed.get_task_stream(client) as stream:
+            result = grid(five_conv_network(), images, composite=tutorial(VALUES), evaluation=SETTINGS,
+                          config_block=5, image_block=4, executor="dask", scheduler=cluster.scheduler_address,
+                          progress=False)
+        computed = [record for record in stream.data if record["key"].startswith("_run_with_payload")]
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         worker_pids = set(client.run(os.getpid).values())
-    assert len(worker_pids) == 2 and os.getpid() not in worker_pids  # real worker processes did the work
+    assert len(worker_pids) == 2 and os.getpid() not in worker_pids  # real worker processes
+    assert len(computed) == 2 * 4  # every task (2 image blocks × 4 config blocks) ran on this cluster's workers
     assert_same_table(result, reference)
 
 
