@@ -51,6 +51,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lrpcore: interrupted", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # the reader went away (e.g. `lrpcore inspect MODEL | head`): not an error of ours
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as error:  # one clear line for users, the traceback with --debug
         if args.debug:
             raise
