@@ -15,5 +15,7 @@ pip_install --no-deps zennit==0.5.1
 pip_install click
 # Keras 3 writes the files the Keras loader is tested on (torch backend; no TensorFlow needed).
 pip_install keras==3.15.1
+# Dask runs the distributed sweep tests on a real 2-worker LocalCluster (loopback only).
+pip_install "dask[distributed]==2026.8.0"
 
 python -m pytest "$@"
