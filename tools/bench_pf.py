@@ -167,12 +167,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--images", type=int, default=None, help="images per model (default 16 shapes, 4 VGG)")
     parser.add_argument("--repeats", type=int, default=None, help="timed repeats, fastest kept (default 3 shapes, 1 VGG)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (default 2, the CI machine)")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="limit NumPy's BLAS threads (threadpoolctl); on a machine shared with other jobs "
+                             "multi-threaded OpenBLAS slows down erratically, 1 thread is far more stable")
     parser.add_argument("--composite", default="epsilon_gamma_box", help="composite of the heatmaps")
     args = parser.parse_args(argv)
 
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.blas_threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=args.blas_threads, user_api="blas")
     quantus = _import_quantus()
     rows = []
     for name in args.models:
@@ -185,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(bench(name, model, count, repeats, quantus, args.composite))
         print(rows[-1], file=sys.stderr)
     print(f"machine: {platform.processor() or platform.machine()}, numpy {np.__version__}, torch "
-          f"{torch.__version__}, {args.threads} torch threads, opencv "
+          f"{torch.__version__}, {args.threads} torch threads, BLAS threads {args.blas_threads or 'default'}, opencv "
           f"{__import__('cv2').__version__}, quantus {getattr(quantus, '__version__', 'n/a')}")
     print(markdown(rows))
     return 0

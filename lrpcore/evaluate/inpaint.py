@@ -21,7 +21,7 @@ import numpy as np
 
 from ..errors import ShapeError
 
-__all__ = ["inpaint_telea", "to_uint8", "from_uint8"]
+__all__ = ["inpaint_telea", "TeleaSource", "to_uint8", "from_uint8"]
 
 
 def _cv2():
@@ -46,6 +46,46 @@ def from_uint8(levels: np.ndarray, value_range: tuple[float, float]) -> np.ndarr
     return low + np.asarray(levels, dtype=np.float64) * ((high - low) / 255.0)
 
 
+def _telea_levels(levels: np.ndarray, mask: np.ndarray, radius: int, timer: list[float] | None,
+                  hwc: np.ndarray | None = None) -> np.ndarray:
+    """OpenCV Telea on uint8 levels (C, H, W) with a (H, W) bool mask → inpainted uint8 levels (C, H, W).
+
+    ``hwc``: the same levels as a contiguous (H, W, C) array, when the caller has it already.
+    """
+    import time
+
+    cv2 = _cv2()
+    mask_levels = np.ascontiguousarray(mask).view(np.uint8)
+    start = time.perf_counter()
+    if levels.shape[0] in (1, 3):
+        hwc = np.ascontiguousarray(np.moveaxis(levels, 0, -1)) if hwc is None else hwc
+        filled = cv2.inpaint(hwc, mask_levels, radius, cv2.INPAINT_TELEA)
+        filled = np.moveaxis(filled.reshape(hwc.shape), -1, 0)  # OpenCV drops the axis of 1-channel images
+    else:
+        filled = np.stack([cv2.inpaint(np.ascontiguousarray(channel), mask_levels, radius, cv2.INPAINT_TELEA)
+                           for channel in levels])
+    if timer is not None:
+        timer[0] += time.perf_counter() - start
+    return filled
+
+
+def _full_fill(shape: tuple[int, ...], value_range: tuple[float, float], fill: float | np.ndarray | None) -> np.ndarray:
+    low, high = value_range
+    value = np.asarray((low + high) / 2 if fill is None else fill, dtype=np.float64)
+    if value.ndim == 1:  # one value per channel
+        value = value.reshape(-1, 1, 1)
+    return np.broadcast_to(value, shape)
+
+
+def _check(raw: np.ndarray, mask: np.ndarray, value_range: tuple[float, float]) -> tuple[float, float]:
+    if raw.ndim != 3 or mask.shape != raw.shape[1:]:
+        raise ShapeError(f"inpainting needs an image (C, H, W) and a mask (H, W), got {raw.shape} and {mask.shape}")
+    low, high = (float(bound) for bound in value_range)
+    if not high > low:
+        raise ValueError(f"value_range must have low < high, got {value_range!r}")
+    return low, high
+
+
 def inpaint_telea(raw: np.ndarray, mask: np.ndarray, value_range: tuple[float, float], radius: int = 3,
                   fill: float | np.ndarray | None = None, timer: list[float] | None = None) -> np.ndarray:
     """Inpaint the ``mask``ed pixels of one raw image (C, H, W) with Telea's method; returns (C, H, W) float64.
@@ -54,36 +94,39 @@ def inpaint_telea(raw: np.ndarray, mask: np.ndarray, value_range: tuple[float, f
     (default: the value-range midpoint). ``timer``: a one-element list to which the seconds
     spent inside OpenCV are added (the benchmark's split).
     """
-    import time
-
     raw = np.asarray(raw, dtype=np.float64)
     mask = np.asarray(mask, dtype=bool)
-    if raw.ndim != 3 or mask.shape != raw.shape[1:]:
-        raise ShapeError(f"inpainting needs an image (C, H, W) and a mask (H, W), got {raw.shape} and {mask.shape}")
-    low, high = (float(bound) for bound in value_range)
-    if not high > low:
-        raise ValueError(f"value_range must have low < high, got {value_range!r}")
-    if not mask.any():
-        return raw.copy()
-    if mask.all():
-        value = np.asarray((low + high) / 2 if fill is None else fill, dtype=np.float64)
-        if value.ndim == 1:  # one value per channel
-            value = value.reshape(-1, 1, 1)
-        return np.broadcast_to(value, raw.shape).copy()
-    cv2 = _cv2()
-    levels = to_uint8(raw, (low, high))
-    mask_levels = mask.astype(np.uint8)
-    start = time.perf_counter()
-    if raw.shape[0] in (1, 3):
-        hwc = np.ascontiguousarray(np.moveaxis(levels, 0, -1))
-        filled = cv2.inpaint(hwc, mask_levels, radius, cv2.INPAINT_TELEA)
-        filled = filled.reshape(hwc.shape)  # OpenCV drops the channel axis of 1-channel images
-        filled = np.moveaxis(filled, -1, 0)
-    else:
-        filled = np.stack([cv2.inpaint(np.ascontiguousarray(channel), mask_levels, radius, cv2.INPAINT_TELEA)
-                           for channel in levels])
-    if timer is not None:
-        timer[0] += time.perf_counter() - start
-    result = raw.copy()
-    result[:, mask] = from_uint8(filled[:, mask], (low, high))
-    return result
+    value_range = _check(raw, mask, value_range)
+    return TeleaSource(raw, value_range).inpaint(mask, radius, fill, timer)
+
+
+class TeleaSource:
+    """One raw image (C, H, W) prepared for inpainting many masks: the uint8 conversion is done once.
+
+    ``inpaint(mask, ...)`` equals :func:`inpaint_telea` (raw, mask, ...); ``out`` lets the caller
+    provide the (C, H, W) float array to write into.
+    """
+
+    def __init__(self, raw: np.ndarray, value_range: tuple[float, float]):
+        self.raw = np.asarray(raw)
+        if self.raw.dtype.kind != "f":
+            self.raw = self.raw.astype(np.float64)
+        self.value_range = _check(self.raw, np.zeros(self.raw.shape[1:], dtype=bool), value_range)
+        self.levels = to_uint8(self.raw, self.value_range)
+        self.levels_hwc = np.ascontiguousarray(np.moveaxis(self.levels, 0, -1)) if len(self.levels) in (1, 3) else None
+        self.lookup = from_uint8(np.arange(256), self.value_range).astype(self.raw.dtype)  # level → raw value
+
+    def inpaint(self, mask: np.ndarray, radius: int = 3, fill: float | np.ndarray | None = None,
+                timer: list[float] | None = None, out: np.ndarray | None = None) -> np.ndarray:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != self.raw.shape[1:]:
+            raise ShapeError(f"mask must be {self.raw.shape[1:]}, got {mask.shape}")
+        result = np.empty(self.raw.shape, dtype=self.raw.dtype) if out is None else out
+        if mask.all():
+            result[...] = _full_fill(self.raw.shape, self.value_range, fill)
+            return result
+        np.copyto(result, self.raw)
+        if mask.any():
+            filled = _telea_levels(self.levels, mask, radius, timer, self.levels_hwc)
+            np.copyto(result, self.lookup[filled], where=mask[None])
+        return result

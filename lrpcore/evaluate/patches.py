@@ -109,10 +109,15 @@ class PatchGrid:
         return self.rows * self.cols
 
     def patch_index(self) -> np.ndarray:
-        """(H, W) int array: the patch each pixel belongs to."""
-        row_of = np.arange(self.height) // self.patch_size[0]
-        col_of = np.arange(self.width) // self.patch_size[1]
-        return row_of[:, None] * self.cols + col_of[None, :]
+        """(H, W) int array: the patch each pixel belongs to (computed once per grid; read-only)."""
+        cached = self.__dict__.get("_patch_index")
+        if cached is None:
+            row_of = np.arange(self.height) // self.patch_size[0]
+            col_of = np.arange(self.width) // self.patch_size[1]
+            cached = row_of[:, None] * self.cols + col_of[None, :]
+            cached.flags.writeable = False
+            self.__dict__["_patch_index"] = cached
+        return cached
 
     def patch_areas(self) -> np.ndarray:
         """(P,) number of pixels in each patch (smaller at the cut edges)."""

@@ -25,7 +25,7 @@ from ..backend import to_backend, to_numpy
 from ..errors import DTypeError, InputValueError, ShapeError
 from ..model import ModelMetadata, Sequential
 from .curve import PerturbationCurve
-from .inpaint import inpaint_telea
+from .inpaint import TeleaSource, inpaint_telea
 from .patches import PatchGrid, image_seed, patch_order, reduce_channels
 from .schedules import Schedule, schedule_counts
 
@@ -174,20 +174,21 @@ def _perturbed_steps(raw: np.ndarray, pixel_masks: np.ndarray, mode: str, repert
     """Raw images (K, C, H, W) for the K schedule steps of one image (C, H, W)."""
     steps, channels = pixel_masks.shape[0], raw.shape[0]
     if mode == "constant":
-        return np.where(pixel_masks[:, None], constant[None, :, None, None], raw[None])
+        return np.where(pixel_masks[:, None], constant.astype(raw.dtype)[None, :, None, None], raw[None])
     if mode == "random":
         low, high = value_range
         tables = rng().uniform(low, high, size=(steps if reperturb else 1, grid.count, channels))
         # one value per patch and channel: (K', P, C) → (K', H, W, C) → (K', C, H, W)
-        values = np.moveaxis(tables[:, grid.patch_index(), :], -1, 1)
+        values = np.moveaxis(tables[:, grid.patch_index(), :], -1, 1).astype(raw.dtype)
         return np.where(pixel_masks[:, None], values, raw[None])
     if mode == "inpaint":
         gray = (value_range[0] + value_range[1]) / 2
-        result = np.empty((steps,) + raw.shape)
+        result = np.empty((steps,) + raw.shape, dtype=raw.dtype)
         current, previous = raw, np.zeros(pixel_masks.shape[1:], dtype=bool)
+        source = TeleaSource(raw, value_range) if reperturb else None
         for step in range(steps):
-            if reperturb:  # the thesis' re-inpainting: the whole accumulated mask, from the original
-                result[step] = inpaint_telea(raw, pixel_masks[step], value_range, inpaint_radius, gray, inpaint_timer)
+            if source is not None:  # the thesis' re-inpainting: the whole accumulated mask, from the original
+                source.inpaint(pixel_masks[step], inpaint_radius, gray, inpaint_timer, out=result[step])
             else:  # only the new patches, on the previous step's image
                 current = inpaint_telea(current, pixel_masks[step] & ~previous, value_range, inpaint_radius, gray,
                                         inpaint_timer)
@@ -276,7 +277,8 @@ def pixel_flipping(
     step_counts = np.concatenate([[0], counts] + ([[grid.count]] if final_gray else [])).astype(np.int64)
     n_steps = len(step_counts)
     metadata = runner.metadata
-    raw_all = np.asarray(to_numpy(metadata.deprocess(images.reshape((count,) + sample_shape).astype(np.float64))))
+    # raw values in the model's precision (float32 by default): 8-bit inpainting needs no more
+    raw_all = np.asarray(to_numpy(metadata.deprocess(images.reshape((count,) + sample_shape).astype(runner.dtype))))
     raw_all = raw_all.reshape(images.shape)
     gray_input = metadata.preprocess(np.full((1,) + images.shape[1:], midpoint).reshape((1,) + sample_shape))
 
@@ -290,7 +292,7 @@ def pixel_flipping(
         masks[image, 1:1 + len(counts)] = pixel_masks
         perturbed = _perturbed_steps(raw_all[image], pixel_masks, mode, reperturb, grid, value_range, fill,
                                      lambda: image_seed(seed, image, 1), inpaint_radius, inpaint_timer)
-        model_inputs = metadata.preprocess(perturbed.reshape((len(counts),) + sample_shape))
+        model_inputs = metadata.preprocess(perturbed.reshape((len(counts),) + sample_shape).astype(runner.dtype))
         stack = [images[image].reshape((1,) + sample_shape), model_inputs]
         if final_gray:
             masks[image, -1] = True
