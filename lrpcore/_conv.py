@@ -36,21 +36,25 @@ def pad2d(x: Any, padding: tuple[int, int], value: float = 0.0) -> Any:
     return padded
 
 
-def unfold(x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
-           pad_value: float = 0.0) -> Any:
-    """Gather all windows of ``x`` (N, C, H, W) into columns of shape (N, C, kh·kw, Ho, Wo)."""
+def windows(padded: Any, kernel: tuple[int, int], stride: tuple[int, int]) -> list[Any]:
+    """The kh·kw strided views of an (already padded) ``padded`` (N, C, H, W), each (N, C, Ho, Wo),
+    in row-major kernel order: view k = i·kw + j holds the window entries at kernel position (i, j)."""
     kernel_h, kernel_w = kernel
     stride_h, stride_w = stride
-    xp = get_namespace(x)
-    padded = pad2d(x, padding, pad_value)
     height, width = padded.shape[-2:]
     out_h = (height - kernel_h) // stride_h + 1
     out_w = (width - kernel_w) // stride_w + 1
-    windows = [
+    return [
         padded[:, :, i:i + stride_h * (out_h - 1) + 1:stride_h, j:j + stride_w * (out_w - 1) + 1:stride_w]
         for i in range(kernel_h) for j in range(kernel_w)
     ]
-    return xp.stack(windows, axis=2)
+
+
+def unfold(x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: tuple[int, int],
+           pad_value: float = 0.0) -> Any:
+    """Gather all windows of ``x`` (N, C, H, W) into columns of shape (N, C, kh·kw, Ho, Wo)."""
+    xp = get_namespace(x)
+    return xp.stack(windows(pad2d(x, padding, pad_value), kernel, stride), axis=2)
 
 
 def fold(columns: Any, input_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
@@ -75,3 +79,35 @@ def fold(columns: Any, input_shape: tuple[int, ...], kernel: tuple[int, int], st
     if pad_h == 0 and pad_w == 0:
         return padded
     return padded[:, :, pad_h:pad_h + height, pad_w:pad_w + width]
+
+
+def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, int], budget_bytes: int) -> Any:
+    """Cross-correlation y = W ⋆ x (a convolution as PyTorch computes it) by im2col and one GEMM per chunk.
+
+    ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw); the result is (N, O, Ho, Wo), without bias.
+    The input is padded once; samples are processed in chunks whose column buffer stays below
+    ``budget_bytes`` (at least one sample per chunk), each chunk one matrix product
+    (O × C·kh·kw) @ (C·kh·kw × Ho·Wo) written straight into the output.
+    """
+    xp = get_namespace(x, weight)
+    out_channels, _, kernel_h, kernel_w = weight.shape
+    matrix = xp.reshape(weight, (out_channels, -1))
+    padded = pad2d(x, padding)
+    batch = x.shape[0]
+    out_h = (padded.shape[2] - kernel_h) // stride[0] + 1
+    out_w = (padded.shape[3] - kernel_w) // stride[1] + 1
+    per_sample = matrix.shape[1] * out_h * out_w * (xp.finfo(x.dtype).bits // 8)
+    chunk = max(1, budget_bytes // max(1, per_sample))
+
+    def product(part: Any) -> Any:
+        columns = unfold(part, (kernel_h, kernel_w), stride, (0, 0))
+        columns = xp.reshape(columns, (part.shape[0], matrix.shape[1], out_h * out_w))
+        return xp.reshape(xp.matmul(matrix, columns), (part.shape[0], out_channels, out_h, out_w))
+
+    if chunk >= batch:
+        return product(padded)
+    out = xp.empty((batch, out_channels, out_h, out_w), dtype=x.dtype, device=x.device)
+    for start in range(0, batch, chunk):
+        stop = min(start + chunk, batch)
+        out[start:stop, ...] = product(padded[start:stop, ...])
+    return out

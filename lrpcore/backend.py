@@ -92,10 +92,10 @@ def is_floating(array: Any) -> bool:
 def clip_min(array: Any, minimum: float = 0.0) -> Any:
     """Elementwise max(array, minimum); ``clip_min(x)`` is the positive part x⁺."""
     xp = get_namespace(array)
-    return xp.where(array > minimum, array, xp.zeros_like(array) + minimum)
+    return xp.clip(array, min=minimum)
 
 
 def clip_max(array: Any, maximum: float = 0.0) -> Any:
     """Elementwise min(array, maximum); ``clip_max(x)`` is the negative part x⁻."""
     xp = get_namespace(array)
-    return xp.where(array < maximum, array, xp.zeros_like(array) + maximum)
+    return xp.clip(array, max=maximum)

@@ -13,8 +13,9 @@ from typing import Any, Callable, Literal, Sequence
 
 from .backend import get_namespace, to_numpy
 from .composites import Composite, get_composite
-from .errors import ConservationError, InputValueError, ShapeError
-from .layers import _BatchNorm, Dense, Layer
+from .errors import ConservationError, InputValueError, LRPError, ShapeError
+from ._parallel import BatchSplit, batch_split, separable
+from .layers import _BatchNorm, Dense, Layer, LinearLayer, ReLU
 from .model import Sequential
 from .rules import BranchRecord, Pass, Rule
 from .stabilizers import get_stabilizer
@@ -292,11 +293,51 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
         warnings.warn("the model has BatchNorm layers; LRP passes relevance through them unchanged. "
                       "Fold them first with lrpcore.canonize(model).", stacklevel=2)
 
+    # NumPy batches are cut into one share per BLAS thread where the rules treat samples separately
+    with batch_split(xp, x.shape[0], allowed=not record and all(separable(rule) for rule in rules)) as split:
+        return _forward_backward(model, x, xp, rules, target, top, record, activations, modify, split)
+
+
+def _forward(model: Sequential, x: Any, split: BatchSplit | None) -> list[Any]:
+    """``model.forward(x, record=True)``, with weighted and windowed layers and ReLUs run share by share."""
+    if split is None:
+        return model.forward(x, record=True)
+    xp = get_namespace(x)
+    activations = [x]
+    for index, layer in enumerate(model.layers):
+        current = activations[-1]
+        if isinstance(layer, (LinearLayer, ReLU)) and not isinstance(layer, Dense):
+            try:
+                result = xp.empty((x.shape[0], *layer.output_shape(tuple(current.shape[1:]))), dtype=current.dtype)
+
+                def work(share: slice, layer: Layer = layer, current: Any = current, result: Any = result) -> None:
+                    result[share, ...] = layer.forward(current[share, ...])
+
+                split.run(work)
+            except Exception:       # let the serial pass raise its error with the layer named
+                result = _layer_forward(index, layer, current)
+        else:
+            result = _layer_forward(index, layer, current)
+        activations.append(result)
+    return activations
+
+
+def _layer_forward(index: int, layer: Layer, x: Any) -> Any:
+    """``layer.forward(x)`` with errors naming the layer, as :meth:`Sequential.forward` reports them."""
+    try:
+        return layer.forward(x)
+    except LRPError as error:
+        raise type(error)(f"layer {index} ({layer.describe()}): {error}") from None
+
+
+def _forward_backward(model: Sequential, x: Any, xp: Any, rules: list[Rule], target: Target, top: str,
+                      record: bool, activations: list[Any] | None, modify: Callable[..., Any] | None,
+                      split: BatchSplit | None) -> Explanation:
     # only activations computed here are known to be each layer's forward of the one below (callers may
     # pass edited ones, e.g. pruned LRP zeroes some); only then can rules reuse them as layer outputs
     own_forward = activations is None
     if activations is None:
-        activations = model.forward(x, record=True)
+        activations = _forward(model, x, split)
     elif len(activations) != len(model) + 1:
         raise ShapeError(f"activations must hold {len(model) + 1} arrays (input and every layer output), "
                          f"got {len(activations)}")
@@ -340,9 +381,14 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
         branches: list[BranchRecord] = []
         # the recorded output spares the rule recomputing the layer's forward pass; idle branches
         # (no relevance under their mask) are skipped unless the trace should show them
-        extra = ({"output": activations[index + 1] if own_forward else None, "skip_idle_branches": not record}
-                 if _takes_output(rule) else {})
-        lower = rule.relevance(layer, a, upper, record=branches, **extra)
+        known_output = activations[index + 1] if own_forward else None
+        if split is not None and not isinstance(rule, Pass) and not isinstance(layer, Dense):
+            lower = _split_relevance(split, rule, layer, a, upper, known_output, branches)
+        else:
+            extra = {"output": known_output, "counts_only": not record} if _takes_output(rule) else {}
+            lower = rule.relevance(layer, a, upper, record=branches, **extra)
+        if own_forward and not record:
+            activations[index + 1] = None           # no longer needed: free it as the pass goes down
         info = None
         if modify is not None:
             modified = modify(index, layer, rule, a, upper, lower)
@@ -360,13 +406,39 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
                        near_zero_denominators=near_counts, zero_denominators=zero_counts)
 
 
+def _split_relevance(split: BatchSplit, rule: Rule, layer: Layer, a: Any, upper: Any, output: Any | None,
+                     branches: list[BranchRecord]) -> Any:
+    """``rule.relevance`` share by share into one result; each share's branch records (counts) are
+    gathered per sample into ``branches`` (one record per branch and share, counts zero elsewhere)."""
+    import numpy
+
+    xp = get_namespace(a)
+    lower = xp.empty(a.shape, dtype=upper.dtype)
+
+    def work(share: slice) -> list[BranchRecord]:
+        found: list[BranchRecord] = []
+        part_output = None if output is None else output[share, ...]
+        lower[share, ...] = rule.relevance(layer, a[share, ...], upper[share, ...], record=found,
+                                           output=part_output, counts_only=True)
+        return found
+
+    for share, found in zip(split.shares, split.run(work)):
+        for record in found:
+            zeros = numpy.zeros(a.shape[0], dtype=numpy.int64)
+            near = numpy.zeros(a.shape[0], dtype=numpy.int64)
+            zeros[share] = record.zero_denominators
+            near[share] = record.near_zero_denominators
+            branches.append(dataclasses.replace(record, zero_denominators=zeros, near_zero_denominators=near))
+    return lower
+
+
 def _takes_output(rule: Rule) -> bool:
-    """Whether ``rule.relevance`` accepts ``output``/``skip_idle_branches`` (user rules may override it
+    """Whether ``rule.relevance`` accepts ``output``/``counts_only`` (user rules may override it
     with the older ``(layer, a, relevance, record=None)`` signature)."""
     import inspect
 
     parameters = inspect.signature(rule.relevance).parameters
-    return "output" in parameters and "skip_idle_branches" in parameters
+    return "output" in parameters and "counts_only" in parameters
 
 
 def _with_stabilizer(rule: Rule, function: Any, name: Any) -> Rule:

@@ -41,8 +41,9 @@ __all__ = [
     "Dropout",
 ]
 
-#: Upper bound, in bytes, on the im2col buffer built at once; larger batches are chunked.
-COLUMN_BUDGET_BYTES = 256 * 2**20
+#: Upper bound, in bytes, on the im2col buffer built at once; larger batches are chunked (at least one
+#: sample per chunk). The matrix products run per sample anyway, so a small budget costs no speed.
+COLUMN_BUDGET_BYTES = 64 * 2**20
 
 MaxPoolMode = Literal["winner", "winner_first", "sum"]
 
@@ -282,38 +283,35 @@ class Conv2d(LinearLayer):
     def linear_forward(self, x: Any, weight: Any, bias: Any | None = None) -> Any:
         self._check(x)
         xp = get_namespace(x, weight)
-        out_channels = weight.shape[0]
-        matrix = xp.reshape(weight, (out_channels, -1))
-        _, out_h, out_w = self.output_shape(tuple(x.shape[1:]))
-        kernel = self.kernel_size
-        chunk = self._chunk(matrix.shape[1] * out_h * out_w * _itemsize(x))
-        outputs = []
-        for start in range(0, x.shape[0], chunk):
-            part = x[start:min(start + chunk, x.shape[0]), ...]
-            columns = _conv.unfold(part, kernel, self.stride, self.padding)
-            columns = xp.reshape(columns, (part.shape[0], matrix.shape[1], out_h * out_w))
-            outputs.append(xp.matmul(matrix, columns))
-        out = outputs[0] if len(outputs) == 1 else xp.concat(outputs, axis=0)
-        out = xp.reshape(out, (x.shape[0], out_channels, out_h, out_w))
+        out = _conv.correlate(x, weight, self.stride, self.padding, COLUMN_BUDGET_BYTES)
         if bias is not None:
-            out = out + xp.reshape(bias, (1, out_channels, 1, 1))
+            out += xp.reshape(bias, (1, weight.shape[0], 1, 1))      # out is a fresh array: add in place
         return out
 
     def linear_transpose(self, s: Any, weight: Any, input_shape: tuple[int, ...]) -> Any:
+        """c = Wᵀ s, the adjoint of the convolution: one GEMM (C·kh·kw × O) @ (O × Ho·Wo) per chunk of
+        samples, whose columns col2im (``_conv.fold``) adds back into their windows. (Measured: cheaper
+        than writing it as a correlation with the flipped kernel, whose im2col costs more than col2im.)"""
         xp = get_namespace(s, weight)
         out_channels = weight.shape[0]
         matrix_t = xp.matrix_transpose(xp.reshape(weight, (out_channels, -1)))
         batch, _, out_h, out_w = s.shape
         kernel_area = self.kernel_size[0] * self.kernel_size[1]
         chunk = self._chunk(matrix_t.shape[0] * out_h * out_w * _itemsize(s))
-        parts = []
+        result = None
         for start in range(0, batch, chunk):
-            part = xp.reshape(s[start:min(start + chunk, batch), ...], (-1, out_channels, out_h * out_w))
+            stop = min(start + chunk, batch)
+            part = xp.reshape(s[start:stop, ...], (-1, out_channels, out_h * out_w))
             columns = xp.matmul(matrix_t, part)
             columns = xp.reshape(columns, (part.shape[0], self.in_channels, kernel_area, out_h, out_w))
-            shape = (part.shape[0], *tuple(input_shape[1:]))
-            parts.append(_conv.fold(columns, shape, self.kernel_size, self.stride, self.padding))
-        return parts[0] if len(parts) == 1 else xp.concat(parts, axis=0)
+            folded = _conv.fold(columns, (part.shape[0], *tuple(input_shape[1:])), self.kernel_size, self.stride,
+                                self.padding)
+            if stop - start == batch:
+                return folded
+            if result is None:
+                result = xp.empty((batch, *tuple(input_shape[1:])), dtype=s.dtype, device=s.device)
+            result[start:stop, ...] = folded
+        return result
 
 
 class _Pool2d(LinearLayer):
@@ -391,8 +389,12 @@ class MaxPool2d(_Pool2d):
     def forward(self, x: Any) -> Any:
         self._check(x)
         xp = get_namespace(x)
-        columns = _conv.unfold(x, self.kernel_size, self.stride, self.padding, pad_value=-math.inf)
-        return xp.max(columns, axis=2)
+        # element-wise maximum over the window views: no (N, C, K, Ho, Wo) column array is built
+        views = _conv.windows(_conv.pad2d(x, self.padding, -math.inf), self.kernel_size, self.stride)
+        result = views[0]
+        for view in views[1:]:
+            result = xp.maximum(result, view)
+        return result if len(views) > 1 else xp.asarray(result, copy=True)
 
     def relevance_weight(self, x: Any, maxpool: MaxPoolMode = "winner") -> Any:
         xp = get_namespace(x)
@@ -421,7 +423,7 @@ class ReLU(Layer):
 
     def forward(self, x: Any) -> Any:
         xp = get_namespace(x)
-        return xp.where(x > 0, x, xp.zeros_like(x))
+        return xp.clip(x, min=0.0)
 
     def gradient(self, x: Any, grad_output: Any) -> Any:
         xp = get_namespace(x)

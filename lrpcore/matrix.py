@@ -94,7 +94,7 @@ def relevance_matrix(layer: Layer, a: Any, rule: Rule, stabilizer: Any = None, s
         z = rule.stabilize(xp.reshape(denominator, (1, -1)))
         column_scale = safe_divide(xp.ones_like(z), z) * branch.scale
         if branch.mask is not None:
-            column_scale = column_scale * xp.reshape(branch.mask, (1, -1))
+            column_scale = column_scale * xp.astype(xp.reshape(branch.mask, (1, -1)), column_scale.dtype)
         for term in branch.terms:
             weights = forward_matrix(layer, term.weight, input_shape, sparse)      # (out, in)
             row_scale = xp.reshape(xp.broadcast_to(term.input, sample.shape), (-1,))

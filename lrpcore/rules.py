@@ -64,7 +64,8 @@ class Branch:
     """A group of terms sharing one denominator z_b = Σ_i z_i; its relevance is ``scale`` · Σ_i a_i ⊙ c_i.
 
     ``mask`` (same shape as the layer output, or None) restricts the branch to some outputs,
-    as zennit's γ rule does with the sign of z.
+    as zennit's γ rule does with the sign of z: a boolean array (True: the output belongs to the
+    branch) or 0/1 numbers.
     """
 
     terms: list[Term]
@@ -74,7 +75,8 @@ class Branch:
 
 @dataclasses.dataclass
 class BranchRecord:
-    """What one branch computed: stabilized denominator z, quotient s, and c of its first term.
+    """What one branch computed: stabilized denominator z, quotient s, and c of its first term
+    (None when only the counts were asked for, as ``explain`` does without ``record``).
 
     ``zero_denominators``/``near_zero_denominators``: per-sample counts (NumPy int arrays) of
     outputs that carry relevance (R_k ≠ 0) but whose stabilized z is exactly 0 (their relevance is
@@ -161,36 +163,50 @@ class Rule:
 
     # --- the four steps ---------------------------------------------------------------------------
     def relevance(self, layer: Layer, a: Any, relevance: Any, record: list[BranchRecord] | None = None,
-                  output: Any | None = None, skip_idle_branches: bool = False) -> Any:
+                  output: Any | None = None, counts_only: bool = False) -> Any:
         """Redistribute ``relevance`` (shape of the layer output) onto the layer input ``a``.
 
         If ``record`` is a list, one :class:`BranchRecord` per computed branch is appended to it.
         ``output``: the layer's plain output f(a) if known (``explain`` passes the recorded
         activation). A branch whose only term is the layer's own forward pass (LRP-0/ε with the
         layer's weight and bias) then takes it as its denominator instead of recomputing it.
-        ``skip_idle_branches``: skip a masked branch whose mask leaves no relevance (γ's z_k < 0
-        branch behind a ReLU); its contribution is exactly zero, so the result is unchanged and
-        only its record is missing.
+        ``counts_only``: the records are wanted for their denominator counts only (no trace): they
+        keep no arrays, and a masked branch whose mask leaves no relevance (γ's z_k < 0 branch
+        behind a ReLU) is skipped; its contribution and its counts are exactly zero.
         """
         xp = get_namespace(a)
         result = None
-        for branch in self.layer_branches(layer, a, output):
-            carried = relevance if branch.mask is None else relevance * branch.mask
-            if skip_idle_branches and branch.mask is not None and not bool(xp.any(carried != 0)):
-                continue
+        branches = self.layer_branches(layer, a, output)
+        if counts_only:     # drop idle branches (and their masks) before the work starts
+            branches = [branch for branch in branches
+                        if branch.mask is None or bool(xp.any(_masked(relevance, branch.mask) != 0))]
+        while branches:
+            branch = branches.pop(0)        # drop each branch's masks and weights once it is done
+            carried = relevance if branch.mask is None else _masked(relevance, branch.mask)
             z = self.stabilize(_denominator(layer, a, branch, output))
             s = safe_divide(carried, z)
             if branch.scale != 1.0:
                 s = s * branch.scale
+            if record is not None and counts_only:
+                record.append(_branch_record(z, s, None, carried, keep_arrays=False))
+                del z, carried      # counted: free them before the transposed maps
             first_c = None
             for term in branch.terms:
                 c = layer.linear_transpose(s, term.weight, tuple(a.shape))
                 first_c = c if first_c is None else first_c
                 share = term.input * c
                 result = share if result is None else result + share
-            if record is not None:
+            if record is not None and not counts_only:
                 record.append(_branch_record(z, s, first_c, carried))
         return xp.zeros_like(a) if result is None else result
+
+
+def _masked(relevance: Any, mask: Any) -> Any:
+    """relevance ⊙ mask for a boolean or 0/1 mask."""
+    xp = get_namespace(relevance)
+    if mask.dtype == xp.bool:
+        return xp.where(mask, relevance, 0.0)
+    return relevance * mask
 
 
 def branch_denominator(layer: LinearLayer, branch: Branch) -> Any:
@@ -213,7 +229,7 @@ def _denominator(layer: LinearLayer, a: Any, branch: Branch, output: Any | None)
     return branch_denominator(layer, branch)
 
 
-def _branch_record(z: Any, s: Any, c: Any, relevance: Any) -> BranchRecord:
+def _branch_record(z: Any, s: Any, c: Any, relevance: Any, keep_arrays: bool = True) -> BranchRecord:
     """Summarise a branch; denominators count only where the branch carries relevance (R_k·mask_k ≠ 0)."""
     xp = get_namespace(z)
     magnitude = xp.abs(z)
@@ -230,9 +246,11 @@ def _branch_record(z: Any, s: Any, c: Any, relevance: Any) -> BranchRecord:
     def per_sample(mask: Any) -> Any:
         return to_numpy(xp.count_nonzero(xp.reshape(mask, (mask.shape[0], -1)), axis=1))
 
+    smallest = float(xp.min(magnitude)) if z.size else float("nan")
+    if not keep_arrays:
+        z, s, c = None, None, None
     return BranchRecord(z=z, s=s, c=c, zero_denominators=per_sample(zero),
-                        near_zero_denominators=per_sample(near_zero),
-                        smallest_denominator=float(xp.min(magnitude)) if z.size else float("nan"))
+                        near_zero_denominators=per_sample(near_zero), smallest_denominator=smallest)
 
 
 def _nonnegative(a: Any) -> bool:
@@ -336,14 +354,12 @@ class Gamma(Rule):
         positive = self._favour(a, weight, bias, favour_positive=True, nonnegative=nonnegative)
         if not self.symmetric:
             return [Branch(positive)]
-        xp = get_namespace(a)
         if output is not None and self.use_bias and layer.has_weights:
             original = output
         else:
             original = layer.linear_forward(a, weight, bias if self.use_bias else None)
         negative = self._favour(a, weight, bias, favour_positive=False, nonnegative=nonnegative)
-        return [Branch(positive, mask=xp.astype(original > 0, a.dtype)),
-                Branch(negative, mask=xp.astype(original < 0, a.dtype))]
+        return [Branch(positive, mask=original > 0), Branch(negative, mask=original < 0)]
 
 
 class AlphaBeta(Rule):
@@ -505,7 +521,7 @@ class Pass(Rule):
     name = "Pass"
 
     def relevance(self, layer: Layer, a: Any, relevance: Any, record: list[BranchRecord] | None = None,
-                  output: Any | None = None, skip_idle_branches: bool = False) -> Any:
+                  output: Any | None = None, counts_only: bool = False) -> Any:
         xp = get_namespace(relevance)
         if relevance.size != a.size:
             raise ShapeError(f"Pass cannot carry relevance of shape {tuple(relevance.shape)} through "

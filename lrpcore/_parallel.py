@@ -1,0 +1,96 @@
+"""Batch splitting across threads for NumPy: each thread runs a layer (or its LRP rule) on a share of the samples.
+
+Why: NumPy runs its element-wise passes (im2col copies, col2im, the rules' divisions and
+masks) on one core, and only the matrix products use BLAS threads. On a 2-core machine
+that leaves a core idle most of the time. LRP treats samples independently, so the batch
+can be cut into one share per BLAS thread; each share runs in its own Python thread (NumPy
+releases the GIL inside its loops) with BLAS limited to one thread, and writes its rows of
+a preallocated result. Every number is computed exactly as in the serial pass: per-sample
+matrix products have the same shapes, and the rules that may be split (see
+:func:`separable`) never mix samples.
+
+It is used only where it cannot change results or surprise the caller: NumPy arrays, a
+batch of at least two, ``threadpoolctl`` available (to hold BLAS at one thread per share)
+and BLAS itself allowed more than one thread (a process pool that pinned BLAS to one thread
+keeps its serial pass).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator
+
+__all__ = ["BatchSplit", "batch_split", "separable"]
+
+
+@functools.lru_cache(maxsize=1)
+def _controller() -> Any:
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    return threadpoolctl.ThreadpoolController()
+
+
+def _blas_threads() -> int:
+    """Threads the BLAS libraries loaded in this process may use now (1 if that cannot be controlled)."""
+    controller = _controller()
+    if controller is None:
+        return 1
+    blas = controller.select(user_api="blas")
+    counts = [info.get("num_threads", 1) for info in blas.info()]
+    return max(counts) if counts else 1
+
+
+def _is_numpy(xp: Any) -> bool:
+    name = getattr(xp, "__name__", "")
+    return name in ("numpy", "array_api_compat.numpy")
+
+
+def separable(rule: Any) -> bool:
+    """True if ``rule`` treats every sample on its own, so that cutting the batch cannot change its result.
+
+    lrpcore's own rules are per sample except with a batch-wide stabilizer
+    (``quadratic_mean_batch``) or a ZBox whose bounds differ per sample; rules written
+    elsewhere and custom stabilizers are not known to be, and keep the serial pass.
+    """
+    from . import rules, stabilizers
+
+    if type(rule).__module__ != rules.__name__:
+        return False
+    if isinstance(rule, rules.Pass):
+        return True
+    if rule.stabilizer not in (stabilizers.vanilla, stabilizers.zennit, stabilizers.quadratic_mean):
+        return False
+    if isinstance(rule, rules.ZBox):
+        return all(isinstance(bound, (int, float)) or getattr(bound, "ndim", 0) == 0 or bound.shape[0] == 1
+                   for bound in (rule.low, rule.high))
+    return True
+
+
+class BatchSplit:
+    """Contiguous shares of a batch, one per worker thread; :meth:`run` calls ``work(share)`` for all of them."""
+
+    def __init__(self, batch: int, workers: int, pool: ThreadPoolExecutor):
+        bounds = [batch * index // workers for index in range(workers + 1)]
+        self.shares = [slice(start, stop) for start, stop in zip(bounds[:-1], bounds[1:]) if stop > start]
+        self._pool = pool
+
+    def run(self, work: Callable[[slice], Any]) -> list[Any]:
+        """``[work(share) for share in shares]``, computed concurrently; the first error is re-raised."""
+        futures = [self._pool.submit(work, share) for share in self.shares]
+        return [future.result() for future in futures]
+
+
+@contextlib.contextmanager
+def batch_split(xp: Any, batch: int, allowed: bool = True) -> Iterator[BatchSplit | None]:
+    """A :class:`BatchSplit` over as many threads as BLAS may use (BLAS held at one thread meanwhile),
+    or None where splitting does not apply (not NumPy, batch of one, no threadpoolctl, one BLAS thread)."""
+    workers = min(_blas_threads(), batch) if (allowed and batch > 1 and _is_numpy(xp)) else 1
+    if workers < 2:
+        yield None
+        return
+    controller = _controller()
+    with controller.limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=workers) as pool:
+        yield BatchSplit(batch, workers, pool)
