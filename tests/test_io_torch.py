@@ -219,3 +219,60 @@ def test_state_dict_problems_are_named(tmp_path):
         load_state_dict(garbage)
     with pytest.raises(ModelFormatError, match="does not exist"):
         load_state_dict(tmp_path / "absent.pt")
+
+
+def _run_export(*arguments: str) -> None:
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "tools" / "export_torch.py"
+    spec = importlib.util.spec_from_file_location("export_torch", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(list(arguments))
+
+
+def test_export_script_writes_a_loadable_file_and_refuses_to_overwrite(tmp_path):
+    import lrpcore
+
+    state, model = _vgg_state_dict()
+    source, destination = tmp_path / "vgg.pth", tmp_path / "vgg.h5"
+    torch.save(state, source)
+    _run_export(str(source), str(destination), "--arch", "vgg16", "--class-names", *"abcde")
+    loaded = lrpcore.load(destination)
+    assert loaded.metadata.class_names == tuple("abcde") and loaded.metadata.input_shape == (3, 32, 32)
+    x = np.random.default_rng(6).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.forward(x), model.forward(x))
+    before = destination.read_bytes()
+    with pytest.raises(SystemExit, match="--overwrite"):
+        _run_export(str(source), str(destination), "--arch", "vgg16")
+    assert destination.read_bytes() == before
+    _run_export(str(source), str(destination), "--arch", "vgg16", "--overwrite", "--name", "again")
+    assert lrpcore.load(destination).metadata.name == "again"
+
+
+def build_small_network():
+    """Factory for the export test (``tests.test_io_torch:build_small_network`` style)."""
+    return nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(2 * 4 * 4, 3))
+
+
+def test_export_script_with_a_factory_loads_the_state_dict_strictly(tmp_path, monkeypatch):
+    import sys
+
+    import lrpcore
+
+    torch.manual_seed(0)
+    network = build_small_network().eval()
+    source, destination = tmp_path / "net.pt", tmp_path / "net.h5"
+    torch.save(network.state_dict(), source)
+    monkeypatch.setitem(sys.modules, "export_factory_module", sys.modules[__name__])
+    _run_export(str(source), str(destination), "--factory", "export_factory_module:build_small_network",
+                "--input-shape", "1", "6", "6", "--mean", "0.5", "--std", "0.2")
+    loaded = lrpcore.load(destination)
+    assert loaded.metadata.mean == (0.5,) and loaded.metadata.input_shape == (1, 6, 6)
+    x = np.random.default_rng(7).standard_normal((2, 1, 6, 6)).astype(np.float32)
+    np.testing.assert_allclose(loaded.forward(x), _forward(network, x), rtol=1e-5, atol=1e-6)
+    torch.save({"0.weight": torch.zeros(2, 1, 3, 3)}, source)          # incomplete: strict loading refuses
+    with pytest.raises(SystemExit, match="does not fit"):
+        _run_export(str(source), str(tmp_path / "other.h5"), "--factory",
+                    "export_factory_module:build_small_network")
