@@ -34,7 +34,6 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import lrpcore  # noqa: E402
 from lrpcore.data import motifs, shapes  # noqa: E402
 from lrpcore.evaluate import gini, pixel_flipping, relevance_mass_accuracy  # noqa: E402
 from lrpcore.pruning import explain_pruned  # noqa: E402
