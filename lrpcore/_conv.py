@@ -57,37 +57,60 @@ def unfold(x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: tu
     return xp.stack(windows(pad2d(x, padding, pad_value), kernel, stride), axis=2)
 
 
+def _scatter_add(padded: Any, samples: slice, columns: Any, row_offset: int, kernel: tuple[int, int],
+                 stride: tuple[int, int]) -> None:
+    """Add ``columns`` (n, C, kh·kw, r, Wo), the windows of output rows starting at padded row
+    ``row_offset``, into ``padded[samples]`` at their window positions."""
+    kernel_h, kernel_w = kernel
+    stride_h, stride_w = stride
+    rows_out, out_w = columns.shape[-2:]
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            rows = slice(row_offset + i, row_offset + i + stride_h * (rows_out - 1) + 1, stride_h)
+            cols = slice(j, j + stride_w * (out_w - 1) + 1, stride_w)
+            padded[samples, :, rows, cols] = padded[samples, :, rows, cols] + columns[:, :, i * kernel_w + j, ...]
+
+
+def _crop(padded: Any, padding: tuple[int, int]) -> Any:
+    pad_h, pad_w = padding
+    if pad_h == 0 and pad_w == 0:
+        return padded
+    return padded[:, :, pad_h:padded.shape[2] - pad_h, pad_w:padded.shape[3] - pad_w]
+
+
 def fold(columns: Any, input_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
          padding: tuple[int, int]) -> Any:
     """Adjoint of :func:`unfold`: add every column entry back into its window position.
 
     ``columns`` has shape (N, C, kh·kw, Ho, Wo); the result has ``input_shape`` (N, C, H, W).
     """
-    kernel_h, kernel_w = kernel
-    stride_h, stride_w = stride
-    pad_h, pad_w = padding
     xp = get_namespace(columns)
     batch, channels, height, width = input_shape
-    out_h, out_w = columns.shape[-2:]
-    padded = xp.zeros((batch, channels, height + 2 * pad_h, width + 2 * pad_w),
+    padded = xp.zeros((batch, channels, height + 2 * padding[0], width + 2 * padding[1]),
                       dtype=columns.dtype, device=columns.device)
-    for i in range(kernel_h):
-        for j in range(kernel_w):
-            rows = slice(i, i + stride_h * (out_h - 1) + 1, stride_h)
-            cols = slice(j, j + stride_w * (out_w - 1) + 1, stride_w)
-            padded[:, :, rows, cols] = padded[:, :, rows, cols] + columns[:, :, i * kernel_w + j, ...]
-    if pad_h == 0 and pad_w == 0:
-        return padded
-    return padded[:, :, pad_h:pad_h + height, pad_w:pad_w + width]
+    _scatter_add(padded, slice(0, batch), columns, 0, kernel, stride)
+    return _crop(padded, padding)
+
+
+def _blocks(batch: int, rows: int, row_bytes: int, budget_bytes: int) -> list[tuple[slice, slice]]:
+    """(samples, output rows) blocks covering a batch, each with at most ``budget_bytes`` of columns:
+    whole samples where one fits the budget, otherwise row blocks of one sample (at least one row)."""
+    sample_bytes = rows * row_bytes
+    if sample_bytes <= budget_bytes:
+        per = max(1, budget_bytes // max(1, sample_bytes))
+        return [(slice(start, min(batch, start + per)), slice(0, rows)) for start in range(0, batch, per)]
+    per = max(1, budget_bytes // max(1, row_bytes))
+    return [(slice(sample, sample + 1), slice(start, min(rows, start + per)))
+            for sample in range(batch) for start in range(0, rows, per)]
 
 
 def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, int], budget_bytes: int) -> Any:
-    """Cross-correlation y = W ⋆ x (a convolution as PyTorch computes it) by im2col and one GEMM per chunk.
+    """Cross-correlation y = W ⋆ x (a convolution as PyTorch computes it) by im2col and a GEMM per block.
 
     ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw); the result is (N, O, Ho, Wo), without bias.
-    The input is padded once; samples are processed in chunks whose column buffer stays below
-    ``budget_bytes`` (at least one sample per chunk), each chunk one matrix product
-    (O × C·kh·kw) @ (C·kh·kw × Ho·Wo) written straight into the output.
+    The input is padded once; the output is computed in blocks of samples (or of rows of one
+    sample) whose column buffer stays below ``budget_bytes``, each block one matrix product
+    (O × C·kh·kw) @ (C·kh·kw × rows·Wo) written straight into the output.
     """
     xp = get_namespace(x, weight)
     out_channels, _, kernel_h, kernel_w = weight.shape
@@ -96,18 +119,44 @@ def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, 
     batch = x.shape[0]
     out_h = (padded.shape[2] - kernel_h) // stride[0] + 1
     out_w = (padded.shape[3] - kernel_w) // stride[1] + 1
-    per_sample = matrix.shape[1] * out_h * out_w * (xp.finfo(x.dtype).bits // 8)
-    chunk = max(1, budget_bytes // max(1, per_sample))
+    row_bytes = matrix.shape[1] * out_w * (xp.finfo(x.dtype).bits // 8)
 
-    def product(part: Any) -> Any:
+    def product(samples: slice, rows: slice) -> Any:
+        count = rows.stop - rows.start
+        part = padded[samples, :, rows.start * stride[0]:(rows.stop - 1) * stride[0] + kernel_h, :]
         columns = unfold(part, (kernel_h, kernel_w), stride, (0, 0))
-        columns = xp.reshape(columns, (part.shape[0], matrix.shape[1], out_h * out_w))
-        return xp.reshape(xp.matmul(matrix, columns), (part.shape[0], out_channels, out_h, out_w))
+        columns = xp.reshape(columns, (part.shape[0], matrix.shape[1], count * out_w))
+        return xp.reshape(xp.matmul(matrix, columns), (part.shape[0], out_channels, count, out_w))
 
-    if chunk >= batch:
-        return product(padded)
+    blocks = _blocks(batch, out_h, row_bytes, budget_bytes)
+    if len(blocks) == 1:
+        return product(*blocks[0])
     out = xp.empty((batch, out_channels, out_h, out_w), dtype=x.dtype, device=x.device)
-    for start in range(0, batch, chunk):
-        stop = min(start + chunk, batch)
-        out[start:stop, ...] = product(padded[start:stop, ...])
+    for samples, rows in blocks:
+        out[samples, :, rows, :] = product(samples, rows)
     return out
+
+
+def correlate_transpose(s: Any, weight: Any, input_shape: tuple[int, ...], stride: tuple[int, int],
+                        padding: tuple[int, int], budget_bytes: int) -> Any:
+    """The adjoint of :func:`correlate`: c = Wᵀ s with ``s`` (N, O, Ho, Wo) and the result ``input_shape``.
+
+    Per block of samples (or output rows): one GEMM (C·kh·kw × O) @ (O × rows·Wo) gives the
+    window columns, which col2im adds back into their input positions; the column buffer stays
+    below ``budget_bytes``.
+    """
+    xp = get_namespace(s, weight)
+    out_channels, in_channels, kernel_h, kernel_w = weight.shape
+    matrix_t = xp.matrix_transpose(xp.reshape(weight, (out_channels, -1)))
+    batch, _, out_h, out_w = s.shape
+    _, _, height, width = input_shape
+    padded = xp.zeros((batch, in_channels, height + 2 * padding[0], width + 2 * padding[1]),
+                      dtype=s.dtype, device=s.device)
+    row_bytes = matrix_t.shape[0] * out_w * (xp.finfo(s.dtype).bits // 8)
+    for samples, rows in _blocks(batch, out_h, row_bytes, budget_bytes):
+        part = s[samples, :, rows, :]
+        count = rows.stop - rows.start
+        columns = xp.matmul(matrix_t, xp.reshape(part, (part.shape[0], out_channels, count * out_w)))
+        columns = xp.reshape(columns, (part.shape[0], in_channels, kernel_h * kernel_w, count, out_w))
+        _scatter_add(padded, samples, columns, rows.start * stride[0], (kernel_h, kernel_w), stride)
+    return _crop(padded, padding)

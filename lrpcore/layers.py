@@ -41,9 +41,10 @@ __all__ = [
     "Dropout",
 ]
 
-#: Upper bound, in bytes, on the im2col buffer built at once; larger batches are chunked (at least one
-#: sample per chunk). The matrix products run per sample anyway, so a small budget costs no speed.
-COLUMN_BUDGET_BYTES = 64 * 2**20
+#: Upper bound, in bytes, on the im2col buffer built at once: batches are cut into blocks of samples, or of
+#: output rows of one sample. The matrix products run per sample anyway; blocks this size keep them large
+#: and were fastest on VGG-16 (tools/BENCHMARKS.md), and keep explain's peak memory low.
+COLUMN_BUDGET_BYTES = 32 * 2**20
 
 MaxPoolMode = Literal["winner", "winner_first", "sum"]
 
@@ -289,29 +290,11 @@ class Conv2d(LinearLayer):
         return out
 
     def linear_transpose(self, s: Any, weight: Any, input_shape: tuple[int, ...]) -> Any:
-        """c = Wᵀ s, the adjoint of the convolution: one GEMM (C·kh·kw × O) @ (O × Ho·Wo) per chunk of
-        samples, whose columns col2im (``_conv.fold``) adds back into their windows. (Measured: cheaper
-        than writing it as a correlation with the flipped kernel, whose im2col costs more than col2im.)"""
-        xp = get_namespace(s, weight)
-        out_channels = weight.shape[0]
-        matrix_t = xp.matrix_transpose(xp.reshape(weight, (out_channels, -1)))
-        batch, _, out_h, out_w = s.shape
-        kernel_area = self.kernel_size[0] * self.kernel_size[1]
-        chunk = self._chunk(matrix_t.shape[0] * out_h * out_w * _itemsize(s))
-        result = None
-        for start in range(0, batch, chunk):
-            stop = min(start + chunk, batch)
-            part = xp.reshape(s[start:stop, ...], (-1, out_channels, out_h * out_w))
-            columns = xp.matmul(matrix_t, part)
-            columns = xp.reshape(columns, (part.shape[0], self.in_channels, kernel_area, out_h, out_w))
-            folded = _conv.fold(columns, (part.shape[0], *tuple(input_shape[1:])), self.kernel_size, self.stride,
-                                self.padding)
-            if stop - start == batch:
-                return folded
-            if result is None:
-                result = xp.empty((batch, *tuple(input_shape[1:])), dtype=s.dtype, device=s.device)
-            result[start:stop, ...] = folded
-        return result
+        """c = Wᵀ s, the adjoint of the convolution: GEMMs (C·kh·kw × O) @ (O × rows·Wo) whose columns col2im
+        adds back into their windows. (Measured: cheaper than writing it as a correlation with the flipped
+        kernel, whose im2col costs more than col2im.)"""
+        return _conv.correlate_transpose(s, weight, tuple(input_shape), self.stride, self.padding,
+                                         COLUMN_BUDGET_BYTES)
 
 
 class _Pool2d(LinearLayer):
