@@ -8,7 +8,9 @@ The main entry points:
 - :func:`relevance_matrix`: the explicit matrix M with R_lower = M · R_upper;
 - :func:`check_conservation` and :func:`detect_instability`: verification.
 """
-from . import composites, layers, rules, stabilizers
+import importlib as _importlib
+
+from . import composites, data, layers, rules, stabilizers
 from .composites import Composite
 from .errors import (CompositeError, ConservationError, DTypeError, InputValueError, LRPError, ModelFormatError,
                      ShapeError)
@@ -19,6 +21,17 @@ from .matrix import relevance_matrix
 from .model import ModelMetadata, Sequential, canonize
 
 __version__ = "0.1.0"
+
+#: Subpackages imported on first use (they pull in matplotlib, OpenCV or Dask only when needed).
+_LAZY_MODULES = ("evaluate", "io", "models", "plot", "pruning", "stability", "sweep", "testing")
+
+
+def __getattr__(name: str):
+    if name in _LAZY_MODULES:
+        return _importlib.import_module(f".{name}", __name__)
+    if name == "explain_pruned":
+        return _importlib.import_module(".pruning", __name__).explain_pruned
+    raise AttributeError(f"module 'lrpcore' has no attribute {name!r}")
 
 __all__ = [
     "Composite",
@@ -36,6 +49,7 @@ __all__ = [
     "canonize",
     "check_conservation",
     "composites",
+    "data",
     "detect_instability",
     "explain",
     "gradient",
