@@ -230,7 +230,7 @@ def pixel_flipping(
     predicted class of the unperturbed input), an int, or one int per image.
 
     ``sort``: ``"morf"`` most relevant patch first, ``"lrf"`` least relevant first, ``"random"``
-    a seeded permutation per image. ``schedule``/``steps``: cumulative patch counts per step, see
+    a seeded permutation per image (``"lerf"``, Quantus' spelling, means ``"lrf"``). ``schedule``/``steps``: cumulative patch counts per step, see
     :mod:`lrpcore.evaluate.schedules` (``"quadratic"`` flips 1, 3, 5, … patches, as the thesis).
     ``mode``: ``"inpaint"`` (OpenCV Telea, radius ``inpaint_radius``), ``"random"`` (one uniform
     value in ``value_range`` per patch and channel, from ``seed``), ``"constant"`` (``constant``,
