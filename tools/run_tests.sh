@@ -15,6 +15,10 @@ pip_install --no-deps zennit==0.5.1
 pip_install click
 # Keras 3 writes the files the Keras loader is tested on (torch backend; no TensorFlow needed).
 pip_install keras==3.15.1
+# Quantus 0.6 for the evaluation cross-check; --no-deps keeps it from adding opencv-python next to the
+# headless build (the test works around its use of numpy.trapz, which NumPy 2.4 removed).
+pip_install --no-deps quantus==0.6.0
+pip_install pandas scikit-image cachetools
 # Dask runs the distributed sweep tests on a real 2-worker LocalCluster (loopback only).
 pip_install "dask[distributed]==2026.8.0"
 
