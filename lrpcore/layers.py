@@ -290,9 +290,21 @@ class Conv2d(LinearLayer):
         return out
 
     def linear_transpose(self, s: Any, weight: Any, input_shape: tuple[int, ...]) -> Any:
-        """c = Wᵀ s, the adjoint of the convolution: GEMMs (C·kh·kw × O) @ (O × rows·Wo) whose columns col2im
-        adds back into their windows. (Measured: cheaper than writing it as a correlation with the flipped
-        kernel, whose im2col costs more than col2im.)"""
+        """c = Wᵀ s, the adjoint of the convolution.
+
+        Two exact ways, chosen by shape because their costs differ (measured on VGG-16, see
+        tools/BENCHMARKS.md): GEMMs (C·kh·kw × O) @ (O × Ho·Wo) whose columns col2im adds back into
+        their windows, or, with stride 1, a correlation of s padded by k − 1 − p with the kernel
+        flipped in both spatial axes and its channels swapped (the transposed-convolution identity).
+        The first writes a C·kh·kw-row column matrix from only O inputs, which is slow where the
+        layer does not widen (C ≥ O); there the correlation is used.
+        """
+        xp = get_namespace(s, weight)
+        (kernel_h, kernel_w), (pad_h, pad_w) = self.kernel_size, self.padding
+        if self.stride == (1, 1) and pad_h < kernel_h and pad_w < kernel_w and weight.shape[1] >= weight.shape[0]:
+            flipped = xp.flip(xp.permute_dims(weight, (1, 0, 2, 3)), axis=(2, 3))
+            return _conv.correlate(s, flipped, (1, 1), (kernel_h - 1 - pad_h, kernel_w - 1 - pad_w),
+                                   COLUMN_BUDGET_BYTES)
         return _conv.correlate_transpose(s, weight, tuple(input_shape), self.stride, self.padding,
                                          COLUMN_BUDGET_BYTES)
 
@@ -385,13 +397,20 @@ class MaxPool2d(_Pool2d):
             return self._constant_weight(x, 1.0)
         if maxpool not in ("winner", "winner_first"):
             raise ValueError(f"unknown max-pool mode {maxpool!r}; expected 'winner', 'winner_first' or 'sum'")
-        columns = _conv.unfold(x, self.kernel_size, self.stride, self.padding, pad_value=-math.inf)
-        winners = xp.astype(columns == xp.max(columns, axis=2, keepdims=True), x.dtype)
+        views = _conv.windows(_conv.pad2d(x, self.padding, -math.inf), self.kernel_size, self.stride)
+        maximum = views[0]
+        for view in views[1:]:
+            maximum = xp.maximum(maximum, view)
+        hits = [view == maximum for view in views]          # the window positions holding the maximum
         if maxpool == "winner":
+            winners = xp.astype(xp.stack(hits, axis=2), x.dtype)
             return winners / xp.sum(winners, axis=2, keepdims=True)
-        # keep only the first maximum along the window axis
-        earlier = xp.cumulative_sum(winners, axis=2) - winners
-        return winners * xp.astype(earlier == 0, x.dtype)
+        taken = hits[0]                                     # keep only the first maximum of each window
+        first = [hits[0]]
+        for hit in hits[1:]:
+            first.append(xp.logical_and(hit, xp.logical_not(taken)))
+            taken = xp.logical_or(taken, hit)
+        return xp.astype(xp.stack(first, axis=2), x.dtype)
 
     def linear_forward(self, x: Any, weight: Any, bias: Any | None = None) -> Any:
         # windows with -inf padding would give inf·0 = nan; padded positions carry weight 0 anyway

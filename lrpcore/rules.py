@@ -177,12 +177,13 @@ class Rule:
         xp = get_namespace(a)
         result = None
         branches = self.layer_branches(layer, a, output)
+        carries = relevance != 0 if any(branch.mask is not None for branch in branches) else None
         if counts_only:     # drop idle branches (and their masks) before the work starts
-            branches = [branch for branch in branches
-                        if branch.mask is None or bool(xp.any(_masked(relevance, branch.mask) != 0))]
+            branches = [branch for branch in branches if branch.mask is None
+                        or bool(xp.any(xp.logical_and(_as_bool(branch.mask), carries)))]
         while branches:
             branch = branches.pop(0)        # drop each branch's masks and weights once it is done
-            carried = relevance if branch.mask is None else _masked(relevance, branch.mask)
+            carried = relevance if branch.mask is None else _masked(relevance, branch.mask, carries)
             z = self.stabilize(_denominator(layer, a, branch, output))
             s = safe_divide(carried, z)
             if branch.scale != 1.0:
@@ -201,12 +202,20 @@ class Rule:
         return xp.zeros_like(a) if result is None else result
 
 
-def _masked(relevance: Any, mask: Any) -> Any:
-    """relevance ⊙ mask for a boolean or 0/1 mask."""
+def _as_bool(mask: Any) -> Any:
+    xp = get_namespace(mask)
+    return mask if mask.dtype == xp.bool else mask != 0
+
+
+def _masked(relevance: Any, mask: Any, carries: Any) -> Any:
+    """relevance ⊙ mask for a boolean or 0/1 mask; ``relevance`` itself where the mask keeps all of it
+    (``carries``: relevance ≠ 0), as γ's z_k > 0 branch does behind a ReLU."""
     xp = get_namespace(relevance)
-    if mask.dtype == xp.bool:
-        return xp.where(mask, relevance, 0.0)
-    return relevance * mask
+    if mask.dtype != xp.bool:
+        return relevance * mask
+    if not bool(xp.any(xp.logical_and(xp.logical_not(mask), carries))):
+        return relevance
+    return xp.where(mask, relevance, 0.0)
 
 
 def branch_denominator(layer: LinearLayer, branch: Branch) -> Any:
