@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import _parallel
 from .backend import get_namespace
 
 
@@ -58,9 +59,9 @@ def unfold(x: Any, kernel: tuple[int, int], stride: tuple[int, int], padding: tu
 
 
 def _scatter_add(padded: Any, samples: slice, columns: Any, row_offset: int, kernel: tuple[int, int],
-                 stride: tuple[int, int]) -> None:
+                 stride: tuple[int, int], channels: slice = slice(None)) -> None:
     """Add ``columns`` (n, C, kh·kw, r, Wo), the windows of output rows starting at padded row
-    ``row_offset``, into ``padded[samples]`` at their window positions."""
+    ``row_offset``, into ``padded[samples, channels]`` at their window positions."""
     kernel_h, kernel_w = kernel
     stride_h, stride_w = stride
     rows_out, out_w = columns.shape[-2:]
@@ -68,7 +69,28 @@ def _scatter_add(padded: Any, samples: slice, columns: Any, row_offset: int, ker
         for j in range(kernel_w):
             rows = slice(row_offset + i, row_offset + i + stride_h * (rows_out - 1) + 1, stride_h)
             cols = slice(j, j + stride_w * (out_w - 1) + 1, stride_w)
-            padded[samples, :, rows, cols] = padded[samples, :, rows, cols] + columns[:, :, i * kernel_w + j, ...]
+            padded[samples, channels, rows, cols] = (padded[samples, channels, rows, cols]
+                                                     + columns[:, :, i * kernel_w + j, ...])
+
+
+def fold_windows(part: Any, input_shape: tuple[int, ...], kernel: tuple[int, int], stride: tuple[int, int],
+                 padding: tuple[int, int], dtype: Any, device: Any = None) -> Any:
+    """Like :func:`fold`, with the columns given one window position at a time: ``part(k)`` is the
+    (N, C, Ho, Wo) array for kernel position k = i·kw + j, so no (N, C, kh·kw, Ho, Wo) array is built."""
+    xp = get_namespace(part(0))
+    kernel_h, kernel_w = kernel
+    stride_h, stride_w = stride
+    batch, channels, height, width = input_shape
+    padded = xp.zeros((batch, channels, height + 2 * padding[0], width + 2 * padding[1]), dtype=dtype,
+                      device=device)
+    for i in range(kernel_h):
+        for j in range(kernel_w):
+            values = part(i * kernel_w + j)
+            out_h, out_w = values.shape[-2:]
+            rows = slice(i, i + stride_h * (out_h - 1) + 1, stride_h)
+            cols = slice(j, j + stride_w * (out_w - 1) + 1, stride_w)
+            padded[:, :, rows, cols] = padded[:, :, rows, cols] + values
+    return _crop(padded, padding)
 
 
 def _crop(padded: Any, padding: tuple[int, int]) -> Any:
@@ -93,24 +115,30 @@ def fold(columns: Any, input_shape: tuple[int, ...], kernel: tuple[int, int], st
 
 
 def _blocks(batch: int, rows: int, row_bytes: int, budget_bytes: int) -> list[tuple[slice, slice]]:
-    """(samples, output rows) blocks covering a batch, each with at most ``budget_bytes`` of columns:
-    whole samples where one fits the budget, otherwise row blocks of one sample (at least one row)."""
-    sample_bytes = rows * row_bytes
-    if sample_bytes <= budget_bytes:
-        per = max(1, budget_bytes // max(1, sample_bytes))
-        return [(slice(start, min(batch, start + per)), slice(0, rows)) for start in range(0, batch, per)]
-    per = max(1, budget_bytes // max(1, row_bytes))
+    """(sample, output rows) blocks covering a batch: each sample cut into row blocks of at most
+    ``budget_bytes`` of columns and at most half its rows (so that two threads can share even one
+    sample). The layout depends on the shapes and the budget only, never on the thread count."""
+    per = max(1, min(budget_bytes // max(1, row_bytes), (rows + 1) // 2))
     return [(slice(sample, sample + 1), slice(start, min(rows, start + per)))
             for sample in range(batch) for start in range(0, rows, per)]
+
+
+def _run(work: Any, items: list[Any]) -> None:
+    runner = _parallel.block_runner()
+    if runner is not None and len(items) > 1:
+        runner.map(work, items)
+    else:
+        for item in items:
+            work(item)
 
 
 def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, int], budget_bytes: int) -> Any:
     """Cross-correlation y = W ⋆ x (a convolution as PyTorch computes it) by im2col and a GEMM per block.
 
     ``x`` (N, C, H, W), ``weight`` (O, C, kh, kw); the result is (N, O, Ho, Wo), without bias.
-    The input is padded once; the output is computed in blocks of samples (or of rows of one
-    sample) whose column buffer stays below ``budget_bytes``, each block one matrix product
-    (O × C·kh·kw) @ (C·kh·kw × rows·Wo) written straight into the output.
+    The input is padded once; the output is computed in row blocks of each sample (see
+    :func:`_blocks`), each one matrix product (O × C·kh·kw) @ (C·kh·kw × rows·Wo) written straight
+    into the output; blocks run on the threads of :func:`lrpcore._parallel.block_runner` if any.
     """
     xp = get_namespace(x, weight)
     out_channels, _, kernel_h, kernel_w = weight.shape
@@ -120,20 +148,18 @@ def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, 
     out_h = (padded.shape[2] - kernel_h) // stride[0] + 1
     out_w = (padded.shape[3] - kernel_w) // stride[1] + 1
     row_bytes = matrix.shape[1] * out_w * (xp.finfo(x.dtype).bits // 8)
+    out = xp.empty((batch, out_channels, out_h, out_w), dtype=x.dtype, device=x.device)
 
-    def product(samples: slice, rows: slice) -> Any:
+    def block(where: tuple[slice, slice]) -> None:
+        samples, rows = where
         count = rows.stop - rows.start
         part = padded[samples, :, rows.start * stride[0]:(rows.stop - 1) * stride[0] + kernel_h, :]
         columns = unfold(part, (kernel_h, kernel_w), stride, (0, 0))
         columns = xp.reshape(columns, (part.shape[0], matrix.shape[1], count * out_w))
-        return xp.reshape(xp.matmul(matrix, columns), (part.shape[0], out_channels, count, out_w))
+        out[samples, :, rows, :] = xp.reshape(xp.matmul(matrix, columns), (part.shape[0], out_channels, count,
+                                                                           out_w))
 
-    blocks = _blocks(batch, out_h, row_bytes, budget_bytes)
-    if len(blocks) == 1:
-        return product(*blocks[0])
-    out = xp.empty((batch, out_channels, out_h, out_w), dtype=x.dtype, device=x.device)
-    for samples, rows in blocks:
-        out[samples, :, rows, :] = product(samples, rows)
+    _run(block, _blocks(batch, out_h, row_bytes, budget_bytes))
     return out
 
 
@@ -141,22 +167,33 @@ def correlate_transpose(s: Any, weight: Any, input_shape: tuple[int, ...], strid
                         padding: tuple[int, int], budget_bytes: int) -> Any:
     """The adjoint of :func:`correlate`: c = Wᵀ s with ``s`` (N, O, Ho, Wo) and the result ``input_shape``.
 
-    Per block of samples (or output rows): one GEMM (C·kh·kw × O) @ (O × rows·Wo) gives the
-    window columns, which col2im adds back into their input positions; the column buffer stays
-    below ``budget_bytes``.
+    Per row block (see :func:`_blocks`): one GEMM (C·kh·kw × O) @ (O × rows·Wo) gives the window
+    columns, which col2im adds back into their input positions. The input channels are cut into
+    two groups, disjoint in the result, which the threads of
+    :func:`lrpcore._parallel.block_runner` (if any) fill at the same time.
     """
     xp = get_namespace(s, weight)
     out_channels, in_channels, kernel_h, kernel_w = weight.shape
+    kernel_area = kernel_h * kernel_w
     matrix_t = xp.matrix_transpose(xp.reshape(weight, (out_channels, -1)))
     batch, _, out_h, out_w = s.shape
     _, _, height, width = input_shape
     padded = xp.zeros((batch, in_channels, height + 2 * padding[0], width + 2 * padding[1]),
                       dtype=s.dtype, device=s.device)
-    row_bytes = matrix_t.shape[0] * out_w * (xp.finfo(s.dtype).bits // 8)
-    for samples, rows in _blocks(batch, out_h, row_bytes, budget_bytes):
-        part = s[samples, :, rows, :]
-        count = rows.stop - rows.start
-        columns = xp.matmul(matrix_t, xp.reshape(part, (part.shape[0], out_channels, count * out_w)))
-        columns = xp.reshape(columns, (part.shape[0], in_channels, kernel_h * kernel_w, count, out_w))
-        _scatter_add(padded, samples, columns, rows.start * stride[0], (kernel_h, kernel_w), stride)
+    half = (in_channels + 1) // 2
+    groups = [slice(0, half), slice(half, in_channels)] if in_channels > 1 else [slice(0, in_channels)]
+    row_bytes = half * kernel_area * out_w * (xp.finfo(s.dtype).bits // 8)
+    blocks = _blocks(batch, out_h, row_bytes, budget_bytes)
+
+    def group(channels: slice) -> None:
+        rows_of_matrix = matrix_t[channels.start * kernel_area:channels.stop * kernel_area, ...]
+        count_channels = channels.stop - channels.start
+        for samples, rows in blocks:
+            part = s[samples, :, rows, :]
+            count = rows.stop - rows.start
+            columns = xp.matmul(rows_of_matrix, xp.reshape(part, (part.shape[0], out_channels, count * out_w)))
+            columns = xp.reshape(columns, (part.shape[0], count_channels, kernel_area, count, out_w))
+            _scatter_add(padded, samples, columns, rows.start * stride[0], (kernel_h, kernel_w), stride, channels)
+
+    _run(group, groups)
     return _crop(padded, padding)

@@ -13,15 +13,21 @@ It is used only where it cannot change results or surprise the caller: NumPy arr
 batch of at least two, ``threadpoolctl`` available (to hold BLAS at one thread per share)
 and BLAS itself allowed more than one thread (a process pool that pinned BLAS to one thread
 keeps its serial pass).
+
+Where the batch cannot be cut (one sample, a trace, a rule that mixes samples), the same
+threads run the blocks of each convolution instead (:func:`block_runner`): the row blocks of
+the im2col products and the channel groups of col2im, whose layout never depends on the
+thread count, so again every number equals the serial pass's.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
-__all__ = ["BatchSplit", "batch_split", "separable"]
+__all__ = ["BatchSplit", "BlockRunner", "batch_split", "block_runner", "separable"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -83,14 +89,44 @@ class BatchSplit:
         return [future.result() for future in futures]
 
 
+class BlockRunner:
+    """Runs independent blocks of one layer operation on the worker threads (see :func:`block_runner`)."""
+
+    def __init__(self, pool: ThreadPoolExecutor):
+        self._pool = pool
+
+    def map(self, work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+        """``[work(item) for item in items]``, computed concurrently; the first error is re-raised."""
+        futures = [self._pool.submit(work, item) for item in items]
+        return [future.result() for future in futures]
+
+
+_BLOCK_RUNNER: contextvars.ContextVar[BlockRunner | None] = contextvars.ContextVar("lrpcore_block_runner",
+                                                                                  default=None)
+
+
+def block_runner() -> BlockRunner | None:
+    """The runner for convolution blocks while :func:`batch_split` lends its threads to them, else None
+    (worker threads see None too: blocks never nest)."""
+    return _BLOCK_RUNNER.get()
+
+
 @contextlib.contextmanager
 def batch_split(xp: Any, batch: int, allowed: bool = True) -> Iterator[BatchSplit | None]:
     """A :class:`BatchSplit` over as many threads as BLAS may use (BLAS held at one thread meanwhile),
-    or None where splitting does not apply (not NumPy, batch of one, no threadpoolctl, one BLAS thread)."""
-    workers = min(_blas_threads(), batch) if (allowed and batch > 1 and _is_numpy(xp)) else 1
-    if workers < 2:
+    or None where the batch is not cut (not NumPy, no threadpoolctl, one BLAS thread, one sample or
+    ``allowed`` false). In the last two cases the threads, if any, serve :func:`block_runner` instead."""
+    threads = _blas_threads() if _is_numpy(xp) else 1
+    if threads < 2:
         yield None
         return
     controller = _controller()
-    with controller.limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=workers) as pool:
-        yield BatchSplit(batch, workers, pool)
+    with controller.limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=threads) as pool:
+        if allowed and batch > 1:
+            yield BatchSplit(batch, min(threads, batch), pool)
+            return
+        token = _BLOCK_RUNNER.set(BlockRunner(pool))
+        try:
+            yield None
+        finally:
+            _BLOCK_RUNNER.reset(token)

@@ -279,6 +279,10 @@ def explain(model: Sequential, x: Any, target: Target = None, composite: Composi
     ``modify(index, layer, rule, a, relevance_upper, relevance_lower) -> relevance_lower`` or
     ``-> (relevance_lower, info)``, applied after each layer's rule (pruned LRP uses it);
     ``info`` (a dict) is kept in the trace step.
+
+    With NumPy arrays and more than one BLAS thread, the work is spread over that many threads
+    (the batch cut into shares, or each convolution into blocks; :mod:`lrpcore._parallel`),
+    giving the same numbers as one thread.
     """
     if not isinstance(model, Sequential):
         raise TypeError(f"model must be an lrpcore.Sequential, got {type(model).__name__}")

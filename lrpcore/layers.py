@@ -348,17 +348,26 @@ class _Pool2d(LinearLayer):
         xp = get_namespace(x)
         return xp.full((self.kernel_area, 1, 1), value, dtype=x.dtype, device=x.device)
 
+    @staticmethod
+    def _window_weight(weight: Any, index: int) -> Any:
+        """The weight of window position ``index``: from a (K, 1, 1) weight or a per-window (N, C, K, Ho, Wo) one."""
+        return weight[index, ...] if weight.ndim == 3 else weight[:, :, index, ...]
+
     def linear_forward(self, x: Any, weight: Any, bias: Any | None = None) -> Any:
-        """Σ over each window of x·w, with ``weight`` (K, 1, 1) or (N, C, K, Ho, Wo)."""
+        """Σ over each window of x·w, with ``weight`` (K, 1, 1) or (N, C, K, Ho, Wo), summed window position
+        by window position (no column array). Zero padding: a padded position carries weight 0 (for max
+        pooling, −∞ padding would give −∞·0 = NaN)."""
         self._check(x)
-        xp = get_namespace(x, weight)
-        columns = _conv.unfold(x, self.kernel_size, self.stride, self.padding)
-        return xp.sum(columns * weight, axis=2)
+        views = _conv.windows(_conv.pad2d(x, self.padding), self.kernel_size, self.stride)
+        total = None
+        for index, view in enumerate(views):
+            term = view * self._window_weight(weight, index)
+            total = term if total is None else total + term
+        return total
 
     def linear_transpose(self, s: Any, weight: Any, input_shape: tuple[int, ...]) -> Any:
-        xp = get_namespace(s, weight)
-        columns = xp.expand_dims(s, axis=2) * weight
-        return _conv.fold(columns, tuple(input_shape), self.kernel_size, self.stride, self.padding)
+        return _conv.fold_windows(lambda index: s * self._window_weight(weight, index), tuple(input_shape),
+                                  self.kernel_size, self.stride, self.padding, s.dtype, s.device)
 
 
 class AvgPool2d(_Pool2d):
@@ -412,12 +421,6 @@ class MaxPool2d(_Pool2d):
             taken = xp.logical_or(taken, hit)
         return xp.astype(xp.stack(first, axis=2), x.dtype)
 
-    def linear_forward(self, x: Any, weight: Any, bias: Any | None = None) -> Any:
-        # windows with -inf padding would give inf·0 = nan; padded positions carry weight 0 anyway
-        self._check(x)
-        xp = get_namespace(x, weight)
-        columns = _conv.unfold(x, self.kernel_size, self.stride, self.padding)
-        return xp.sum(columns * weight, axis=2)
 
 
 class ReLU(Layer):

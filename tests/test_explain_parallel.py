@@ -113,3 +113,38 @@ def test_split_forward_reports_shape_errors_like_the_serial_forward(split_calls)
     with pytest.raises(lrpcore.ShapeError) as split:
         lrpcore.explain(broken, _inputs(4), composite="zero")
     assert str(split.value) == str(serial.value) and str(serial.value).startswith("layer 3 (Conv2d")
+
+
+@pytest.fixture
+def block_calls(monkeypatch):
+    """Count the blocks run on the worker threads when the batch is not cut."""
+    calls = []
+    original = _parallel.BlockRunner.map
+
+    def counting(self, work, items):
+        calls.append(len(items))
+        return original(self, work, items)
+
+    monkeypatch.setattr(_parallel.BlockRunner, "map", counting)
+    return calls
+
+
+@pytest.mark.parametrize("batch, record", [(1, False), (3, True)])
+def test_convolution_blocks_on_threads_give_the_serial_numbers(batch, record, split_calls, block_calls):
+    model = relu_network(seed=6, dtype=np.float64)
+    x = _inputs(batch, np.float64)
+    split_calls(1)
+    serial = lrpcore.explain(model, x, composite="epsilon_gamma_box", record=record)
+    assert block_calls == []
+    split_calls(2)
+    threaded = lrpcore.explain(model, x, composite="epsilon_gamma_box", record=record)
+    assert block_calls and min(block_calls) >= 2         # row blocks and channel groups ran on the threads
+    for ours, reference in zip(threaded.layer_relevances, serial.layer_relevances):
+        np.testing.assert_array_equal(ours, reference)
+    assert (threaded.trace is None) == (not record)
+
+
+def test_blocks_do_not_run_on_threads_outside_explain(block_calls):
+    model = relu_network(seed=7, dtype=np.float32)
+    model.forward(_inputs(1))
+    assert _parallel.block_runner() is None and block_calls == []
