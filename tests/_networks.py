@@ -27,3 +27,21 @@ def relu_network(seed: int = 0, bias: bool = True, dtype=np.float64):
         Dense(rng.normal(size=(5, 8)).astype(dtype) * 0.5, maybe(5)),
     ]
     return Sequential(layers, ModelMetadata(input_shape=(3, 8, 8), name="relu_network"))
+
+
+def sequence_network(seed: int = 0, bias: bool = True):
+    """A small 1-D conv net (one-hot DNA-like input (4, 20)) with every 1-D layer kind."""
+    import lrpcore
+    from lrpcore.layers import Dense, Flatten, ReLU
+    from lrpcore.layers1d import AvgPool1d, Conv1d, MaxPool1d
+
+    rng = np.random.default_rng(seed)
+
+    def maybe(size):
+        return rng.normal(size=size) * 0.1 if bias else np.zeros(size)
+
+    layers = [Conv1d(rng.normal(size=(6, 4, 5)) * 0.5, maybe(6), padding=2), ReLU(), MaxPool1d(2),
+              Conv1d(rng.normal(size=(5, 6, 3)) * 0.5, maybe(5), padding=1), ReLU(), AvgPool1d(2),
+              Flatten(), Dense(rng.normal(size=(8, 25)) * 0.5, maybe(8)), ReLU(),
+              Dense(rng.normal(size=(3, 8)), maybe(3))]
+    return lrpcore.Sequential(layers, lrpcore.ModelMetadata(input_shape=(4, 20), class_names=("a", "b", "c")))

@@ -10,6 +10,7 @@ from lrpcore.errors import ShapeError
 from lrpcore.layers import AvgPool2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
 from lrpcore.layers1d import AvgPool1d, Conv1d, MaxPool1d
 from lrpcore.rules import AlphaBeta, Epsilon, Flat, Gamma, WSquare, ZBox, Zero, ZPlus
+from _networks import sequence_network
 
 GEOMETRIES = [(1, 0), (2, 3), (3, 1)]   # (stride, padding)
 POOLS = [(2, None, 0), (3, 2, 1), (5, 5, 0)]   # (kernel, stride, padding)
@@ -120,20 +121,8 @@ def test_relevance_matrix_reproduces_the_fast_path_on_1d_layers(layer, rule):
     np.testing.assert_allclose(sparse.toarray(), matrix, rtol=1e-12, atol=1e-15)
 
 
-def _sequence_model(seed: int = 0, bias: bool = True) -> lrpcore.Sequential:
-    rng = np.random.default_rng(seed)
-
-    def maybe(size):
-        return rng.normal(size=size) * 0.1 if bias else np.zeros(size)
-
-    layers = [Conv1d(rng.normal(size=(6, 4, 5)) * 0.5, maybe(6), padding=2), ReLU(), MaxPool1d(2),
-              Conv1d(rng.normal(size=(5, 6, 3)) * 0.5, maybe(5), padding=1), ReLU(), AvgPool1d(2),
-              Flatten(), Dense(rng.normal(size=(8, 25)) * 0.5, maybe(8)), ReLU(), Dense(rng.normal(size=(3, 8)), maybe(3))]
-    return lrpcore.Sequential(layers, lrpcore.ModelMetadata(input_shape=(4, 20), class_names=("a", "b", "c")))
-
-
-def test_lrp0_equals_gradient_times_input_on_a_bias_free_sequence_model():
-    model = _sequence_model(bias=False)
+def test_lrp0_equals_gradient_times_input_on_a_bias_freesequence_network():
+    model = sequence_network(bias=False)
     x = _sequence(shape=(4, 4, 20))
     explanation = lrpcore.explain(model, x, target=1)
     grad, _ = lrpcore.gradient(model, x, target=1)
@@ -142,7 +131,7 @@ def test_lrp0_equals_gradient_times_input_on_a_bias_free_sequence_model():
 
 
 def test_composites_treat_conv1d_and_1d_pools_like_their_2d_counterparts():
-    model = _sequence_model()
+    model = sequence_network()
     rules = lrpcore.composites.epsilon_gamma_box(low=0.0, high=1.0).rules(model)
     assert isinstance(rules[0], ZBox) and isinstance(rules[3], Gamma)
     assert isinstance(rules[7], Epsilon) and isinstance(rules[9], Epsilon)
@@ -159,7 +148,7 @@ def test_composites_treat_conv1d_and_1d_pools_like_their_2d_counterparts():
 
 def test_sequence_model_round_trips_through_the_native_file_format(tmp_path):
     io = pytest.importorskip("lrpcore.io")
-    model = _sequence_model().astype("float32")
+    model = sequence_network().astype("float32")
     path = tmp_path / "sequence.h5"
     io.save(model, path)
     loaded = io.load(path)
@@ -172,7 +161,7 @@ def test_sequence_model_round_trips_through_the_native_file_format(tmp_path):
 @pytest.mark.parametrize("backend", ["array_api_strict"])
 def test_sequence_model_explains_on_array_api_strict_as_on_numpy(backend):
     pytest.importorskip("array_api_strict")
-    model = _sequence_model()
+    model = sequence_network()
     x = np.abs(_sequence(shape=(2, 4, 20)))
     composite = lrpcore.composites.epsilon_gamma_box(low=0.0, high=5.0)
     expected = lrpcore.explain(model, x, target=0, composite=composite).relevance

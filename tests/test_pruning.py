@@ -11,6 +11,7 @@ from lrpcore.layers1d import AvgPool1d, Conv1d, MaxPool1d
 from lrpcore.pruning import (Pruning, explain_pruned, gini, prune, pruning_summary, sparsity_gain_proportion,
                              threshold)
 from lrpcore.rules import Zero
+from _networks import sequence_network
 
 
 # --- independent references (plain NumPy, one sample at a time) ----------------------------------
@@ -56,18 +57,6 @@ def _dense_model(seed: int = 0, bias: bool = True) -> lrpcore.Sequential:
     layers = [Dense(rng.normal(size=(24, 10)), maybe(24)), ReLU(), Dense(rng.normal(size=(16, 24)) * 0.3, maybe(16)),
               ReLU(), Dense(rng.normal(size=(3, 16)) * 0.5, maybe(3))]
     return lrpcore.Sequential(layers, lrpcore.ModelMetadata(input_shape=(10,)))
-
-
-def _sequence_model(seed: int = 0, bias: bool = True) -> lrpcore.Sequential:
-    rng = np.random.default_rng(seed)
-
-    def maybe(size):
-        return rng.normal(size=size) * 0.1 if bias else np.zeros(size)
-
-    layers = [Conv1d(rng.normal(size=(6, 4, 5)) * 0.5, maybe(6), padding=2), ReLU(), MaxPool1d(2),
-              Conv1d(rng.normal(size=(5, 6, 3)) * 0.5, maybe(5), padding=1), ReLU(), AvgPool1d(2),
-              Flatten(), Dense(rng.normal(size=(8, 25)) * 0.5, maybe(8)), ReLU(), Dense(rng.normal(size=(3, 8)), maybe(3))]
-    return lrpcore.Sequential(layers, lrpcore.ModelMetadata(input_shape=(4, 20)))
 
 
 def _inputs(shape, seed=1):
@@ -149,14 +138,14 @@ def test_gini_index_matches_its_mean_absolute_difference_definition():
 # --- PLRP in explain ------------------------------------------------------------------------------
 @pytest.mark.parametrize("method", ["lambda", "m"])
 def test_p_zero_gives_plain_lrp(method):
-    model, x = _sequence_model(), _inputs((3, 4, 20))
+    model, x = sequence_network(), _inputs((3, 4, 20))
     composite = lrpcore.composites.epsilon_gamma_box(low=-3.0, high=3.0)
     plain = lrpcore.explain(model, x, composite=composite)
     pruned = explain_pruned(model, x, composite=composite, method=method, p=0.0)
     np.testing.assert_allclose(pruned.relevance, plain.relevance, rtol=1e-12, atol=1e-14)
 
 
-@pytest.mark.parametrize("model_factory,shape", [(_dense_model, (5, 10)), (_sequence_model, (4, 4, 20))])
+@pytest.mark.parametrize("model_factory,shape", [(_dense_model, (5, 10)), (sequence_network, (4, 4, 20))])
 @pytest.mark.parametrize("p", [0.1, 0.4])
 def test_plrp_lambda_conserves_relevance_at_every_layer(model_factory, shape, p):
     model, x = model_factory(bias=False), _inputs(shape)
@@ -171,7 +160,7 @@ def test_plrp_lambda_conserves_relevance_at_every_layer(model_factory, shape, p)
 
 
 def test_pruning_applies_once_per_vector_at_linear_layer_inputs_never_at_the_model_input():
-    model, x = _sequence_model(), _inputs((2, 4, 20))
+    model, x = sequence_network(), _inputs((2, 4, 20))
     explanation = explain_pruned(model, x, composite="epsilon_plus", p=0.3, record=True)
     pruned = [step.index for step in explanation.trace if "pruned_mass" in step.info]
     assert pruned == [2, 3, 5, 7, 9]             # MaxPool, Conv, AvgPool, Dense, Dense; not 0, not Pass layers
@@ -186,7 +175,7 @@ def test_pruning_applies_once_per_vector_at_linear_layer_inputs_never_at_the_mod
 
 
 def test_plrp_m_equals_lrp_on_the_network_with_pruned_activations_zeroed_by_hand():
-    model, x = _sequence_model(), _inputs((3, 4, 20))
+    model, x = sequence_network(), _inputs((3, 4, 20))
     composite = lrpcore.composites.epsilon_gamma_box(low=-3.0, high=3.0)
     p, upper_index, lower_index = 0.3, 7, 3
     activations = model.forward(x, record=True)
@@ -253,7 +242,7 @@ def test_sparsity_gain_records_per_sample_p_where_the_gain_first_drops_below_the
 
 
 def test_sparsity_gain_mode_prunes_and_records_the_chosen_p_in_the_trace():
-    model, x = _sequence_model(), np.abs(_inputs((3, 4, 20)))
+    model, x = sequence_network(), np.abs(_inputs((3, 4, 20)))
     explanation = explain_pruned(model, x, composite="epsilon_plus", sparsity_gain=1.0, record=True)
     infos = [step.info for step in explanation.trace if "pruned_mass" in step.info]
     assert infos and all(info["p_pos"].shape == (3,) for info in infos)
@@ -265,7 +254,7 @@ def test_sparsity_gain_mode_prunes_and_records_the_chosen_p_in_the_trace():
 
 def test_plrp_runs_on_array_api_strict_as_on_numpy():
     pytest.importorskip("array_api_strict")
-    model, x = _sequence_model(), _inputs((2, 4, 20))
+    model, x = sequence_network(), _inputs((2, 4, 20))
     composite = lrpcore.composites.epsilon_gamma_box(low=-3.0, high=3.0)
     for method, options in (("lambda", {"p": 0.2}), ("m", {"p": 0.2}), ("lambda", {"sparsity_gain": 1.0})):
         expected = explain_pruned(model, x, composite=composite, method=method, **options).relevance
@@ -275,7 +264,7 @@ def test_plrp_runs_on_array_api_strict_as_on_numpy():
 
 
 def test_pruning_rejects_bad_settings_with_clear_errors():
-    model = _sequence_model()
+    model = sequence_network()
     x = _inputs((1, 4, 20))
     with pytest.raises(ValueError, match=r"p must be in \[0, 1\)"):
         Pruning(p=1.0)
