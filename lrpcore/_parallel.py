@@ -85,8 +85,7 @@ class BatchSplit:
 
     def run(self, work: Callable[[slice], Any]) -> list[Any]:
         """``[work(share) for share in shares]``, computed concurrently; the first error is re-raised."""
-        futures = [self._pool.submit(work, share) for share in self.shares]
-        return [future.result() for future in futures]
+        return _concurrently(self._pool, work, self.shares)
 
 
 class BlockRunner:
@@ -97,7 +96,14 @@ class BlockRunner:
 
     def map(self, work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
         """``[work(item) for item in items]``, computed concurrently; the first error is re-raised."""
-        futures = [self._pool.submit(work, item) for item in items]
+        return _concurrently(self._pool, work, items)
+
+
+def _concurrently(pool: ThreadPoolExecutor, work: Callable[[Any], Any], items: list[Any]) -> list[Any]:
+    """Run ``work`` on every item in the pool with BLAS held at one thread meanwhile (the threads are
+    the parallelism); outside, BLAS keeps its threads for the work that is not cut (dense layers)."""
+    with _controller().limit(limits=1, user_api="blas"):
+        futures = [pool.submit(work, item) for item in items]
         return [future.result() for future in futures]
 
 
@@ -113,15 +119,14 @@ def block_runner() -> BlockRunner | None:
 
 @contextlib.contextmanager
 def batch_split(xp: Any, batch: int, allowed: bool = True) -> Iterator[BatchSplit | None]:
-    """A :class:`BatchSplit` over as many threads as BLAS may use (BLAS held at one thread meanwhile),
-    or None where the batch is not cut (not NumPy, no threadpoolctl, one BLAS thread, one sample or
+    """A :class:`BatchSplit` over as many threads as BLAS may use (BLAS held at one thread while they
+    run), or None where the batch is not cut (not NumPy, no threadpoolctl, one BLAS thread, one sample or
     ``allowed`` false). In the last two cases the threads, if any, serve :func:`block_runner` instead."""
     threads = _blas_threads() if _is_numpy(xp) else 1
     if threads < 2:
         yield None
         return
-    controller = _controller()
-    with controller.limit(limits=1, user_api="blas"), ThreadPoolExecutor(max_workers=threads) as pool:
+    with ThreadPoolExecutor(max_workers=threads) as pool:
         if allowed and batch > 1:
             yield BatchSplit(batch, min(threads, batch), pool)
             return

@@ -167,17 +167,21 @@ def _thread_environment(threads: int) -> dict[str, str]:
 def _spawn(library: str, composite: str, batch: int, repeats: int, threads: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", library, "--composites", composite, "--batches", str(batch),
                "--repeats", str(repeats), "--threads", str(threads)]
+    load_before = os.getloadavg()[0]
     completed = subprocess.run(command, capture_output=True, text=True, env=_thread_environment(threads))
     if completed.returncode != 0:
         raise RuntimeError(f"{library} {composite} batch {batch} failed:\n{completed.stderr[-3000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    # the machine's 1-minute load average around the run: above ~0.5 other work shared the cores
+    result["load"] = max(load_before, os.getloadavg()[0])
+    return result
 
 
 def _table(results: list[dict[str, Any]]) -> list[str]:
     by_key = {(r["library"], r["composite"], r["batch"]): r for r in results}
     lines = ["| composite | batch | lrpcore s | zennit s | time ratio | lrpcore MiB | zennit MiB | memory ratio "
-             "| lrpcore explain/forward | lrpcore forward s | torch forward s |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| lrpcore explain/forward | lrpcore forward s | torch forward s | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ratios = []
     for composite in dict.fromkeys(r["composite"] for r in results):
         for batch in sorted({r["batch"] for r in results}):
@@ -190,7 +194,7 @@ def _table(results: list[dict[str, Any]]) -> list[str]:
             lines.append(f"| {composite} | {batch} | {ours['explain_s']:.2f} | {theirs['explain_s']:.2f} | "
                          f"{time_ratio:.2f} | {ours['peak_mib']:.0f} | {theirs['peak_mib']:.0f} | {memory_ratio:.2f} | "
                          f"{ours['explain_s'] / ours['forward_s']:.1f} | {ours['forward_s']:.3f} | "
-                         f"{theirs['forward_s']:.3f} |")
+                         f"{theirs['forward_s']:.3f} | {max(ours.get('load', 0), theirs.get('load', 0)):.1f} |")
     lines.append("")
     for composite, batch, time_ratio, memory_ratio in ratios:
         target = 0.5 if batch == 1 else 0.25
@@ -281,9 +285,11 @@ def main(argv: list[str] | None = None) -> int:
                 result = _spawn(library, composite, batch, args.repeats, args.threads)
                 results.append(result)
                 print(f"{library:8s} {composite:18s} batch {batch}: explain {result['explain_s']:.3f} s, "
-                      f"forward {result['forward_s']:.3f} s, peak {result['peak_mib']:.0f} MiB", flush=True)
+                      f"forward {result['forward_s']:.3f} s, peak {result['peak_mib']:.0f} MiB, "
+                      f"load average {result['load']:.1f}", flush=True)
     print(f"\nVGG-16 {INPUT_SIZE}×{INPUT_SIZE} float32, {args.threads} threads, median of {args.repeats} "
-          f"after a warm-up; total {time.perf_counter() - started:.0f} s\n")
+          f"after a warm-up; total {time.perf_counter() - started:.0f} s; 'load': highest 1-minute load "
+          f"average around the pair of runs (above ~0.5, other processes shared the {os.cpu_count()} cores)\n")
     print("\n".join(_table(results)))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
