@@ -249,17 +249,19 @@ def _branch_record(z: Any, s: Any, c: Any, relevance: Any, keep_arrays: bool = T
     else:
         scale = magnitude
     carries = relevance != 0
-    zero = xp.logical_and(z == 0, carries)
     near_zero = xp.logical_and(magnitude <= NEAR_ZERO_RELATIVE * scale, carries)
 
     def per_sample(mask: Any) -> Any:
         return to_numpy(xp.count_nonzero(xp.reshape(mask, (mask.shape[0], -1)), axis=1))
 
+    near_counts = per_sample(near_zero)
+    # a zero denominator is also a near-zero one: look for zeros only where near-zero ones exist
+    zero_counts = per_sample(xp.logical_and(z == 0, near_zero)) if near_counts.any() else near_counts * 0
     smallest = float(xp.min(magnitude)) if z.size else float("nan")
     if not keep_arrays:
         z, s, c = None, None, None
-    return BranchRecord(z=z, s=s, c=c, zero_denominators=per_sample(zero),
-                        near_zero_denominators=per_sample(near_zero), smallest_denominator=smallest)
+    return BranchRecord(z=z, s=s, c=c, zero_denominators=zero_counts, near_zero_denominators=near_counts,
+                        smallest_denominator=smallest)
 
 
 def _nonnegative(a: Any) -> bool:

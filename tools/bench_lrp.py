@@ -164,23 +164,44 @@ def _thread_environment(threads: int) -> dict[str, str]:
     return environment
 
 
+def _busy_seconds() -> float | None:
+    """CPU seconds the whole machine has been busy (Linux /proc/stat), or None elsewhere."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_seconds() -> float:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def _spawn(library: str, composite: str, batch: int, repeats: int, threads: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", library, "--composites", composite, "--batches", str(batch),
                "--repeats", str(repeats), "--threads", str(threads)]
-    load_before = os.getloadavg()[0]
+    busy, own, start = _busy_seconds(), _children_seconds(), time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, env=_thread_environment(threads))
     if completed.returncode != 0:
         raise RuntimeError(f"{library} {composite} batch {batch} failed:\n{completed.stderr[-3000:]}")
     result = json.loads(completed.stdout.strip().splitlines()[-1])
-    # the machine's 1-minute load average around the run: above ~0.5 other work shared the cores
-    result["load"] = max(load_before, os.getloadavg()[0])
+    # share of the machine's CPU time taken by other processes during the run: the times are only
+    # comparable when it is small
+    if busy is not None:
+        others = (_busy_seconds() - busy) - (_children_seconds() - own)
+        result["others_cpu"] = max(0.0, others) / ((time.perf_counter() - start) * (os.cpu_count() or 1))
     return result
 
 
 def _table(results: list[dict[str, Any]]) -> list[str]:
     by_key = {(r["library"], r["composite"], r["batch"]): r for r in results}
     lines = ["| composite | batch | lrpcore s | zennit s | time ratio | lrpcore MiB | zennit MiB | memory ratio "
-             "| lrpcore explain/forward | lrpcore forward s | torch forward s | load |",
+             "| lrpcore explain/forward | lrpcore forward s | torch forward s | others' CPU |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     ratios = []
     for composite in dict.fromkeys(r["composite"] for r in results):
@@ -194,7 +215,8 @@ def _table(results: list[dict[str, Any]]) -> list[str]:
             lines.append(f"| {composite} | {batch} | {ours['explain_s']:.2f} | {theirs['explain_s']:.2f} | "
                          f"{time_ratio:.2f} | {ours['peak_mib']:.0f} | {theirs['peak_mib']:.0f} | {memory_ratio:.2f} | "
                          f"{ours['explain_s'] / ours['forward_s']:.1f} | {ours['forward_s']:.3f} | "
-                         f"{theirs['forward_s']:.3f} | {max(ours.get('load', 0), theirs.get('load', 0)):.1f} |")
+                         f"{theirs['forward_s']:.3f} | "
+                         f"{max(ours.get('others_cpu', 0), theirs.get('others_cpu', 0)):.0%} |")
     lines.append("")
     for composite, batch, time_ratio, memory_ratio in ratios:
         target = 0.5 if batch == 1 else 0.25
@@ -286,10 +308,11 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(result)
                 print(f"{library:8s} {composite:18s} batch {batch}: explain {result['explain_s']:.3f} s, "
                       f"forward {result['forward_s']:.3f} s, peak {result['peak_mib']:.0f} MiB, "
-                      f"load average {result['load']:.1f}", flush=True)
+                      f"other processes {result.get('others_cpu', float('nan')):.0%} of the CPU", flush=True)
     print(f"\nVGG-16 {INPUT_SIZE}×{INPUT_SIZE} float32, {args.threads} threads, median of {args.repeats} "
-          f"after a warm-up; total {time.perf_counter() - started:.0f} s; 'load': highest 1-minute load "
-          f"average around the pair of runs (above ~0.5, other processes shared the {os.cpu_count()} cores)\n")
+          f"after a warm-up; total {time.perf_counter() - started:.0f} s; \"others' CPU\": the larger share of "
+          f"the machine's CPU time other processes took during the two runs (times are comparable only when "
+          f"it is small)\n")
     print("\n".join(_table(results)))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
