@@ -19,9 +19,9 @@ from lrpcore.layers import Conv2d, Dense  # noqa: E402
 from lrpcore.rules import Gamma, WSquare  # noqa: E402
 
 SMALL_MODELS = ("digits_mlp", "digits_cnn", "shapes_cnn")
-#: On VGG-16 the composites, the layer maps zennit users run on it (every rule but ZBox-alone on its own
-#: is covered by them; the single rules run on the three smaller networks, and all of them on VGG-16 in
-#: ``python tools/reference_report.py``).
+#: On VGG-16 the five composites, the layer maps zennit users run on it (between them they use every
+#: rule but WSquare); each single rule runs on the three smaller networks, and every method on VGG-16
+#: in ``python tools/reference_report.py``.
 VGG_METHODS = harness.COMPOSITES
 
 _TWINS: dict[str, harness.Twin] = {}
