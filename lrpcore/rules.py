@@ -189,7 +189,8 @@ class Rule:
             if branch.scale != 1.0:
                 s = s * branch.scale
             if record is not None and counts_only:
-                record.append(_branch_record(z, s, None, carried, keep_arrays=False))
+                record.append(_branch_record(z, s, None, carried, keep_arrays=False,
+                                             carries=carries if carried is relevance else None))
                 del z, carried      # counted: free them before the transposed maps
             first_c = None
             for term in branch.terms:
@@ -238,8 +239,13 @@ def _denominator(layer: LinearLayer, a: Any, branch: Branch, output: Any | None)
     return branch_denominator(layer, branch)
 
 
-def _branch_record(z: Any, s: Any, c: Any, relevance: Any, keep_arrays: bool = True) -> BranchRecord:
-    """Summarise a branch; denominators count only where the branch carries relevance (R_k·mask_k ≠ 0)."""
+def _branch_record(z: Any, s: Any, c: Any, relevance: Any, keep_arrays: bool = True,
+                   carries: Any | None = None) -> BranchRecord:
+    """Summarise a branch; denominators count only where the branch carries relevance (R_k·mask_k ≠ 0).
+
+    ``carries``: ``relevance != 0`` if the caller has it. Without ``keep_arrays`` (counts only) the
+    smallest denominator is not looked for (NaN).
+    """
     xp = get_namespace(z)
     magnitude = xp.abs(z)
     axes = tuple(range(1, z.ndim))
@@ -248,7 +254,7 @@ def _branch_record(z: Any, s: Any, c: Any, relevance: Any, keep_arrays: bool = T
         scale = xp.linalg.vector_norm(z, axis=axes, keepdims=True) / math.sqrt(size)
     else:
         scale = magnitude
-    carries = relevance != 0
+    carries = relevance != 0 if carries is None else carries
     near_zero = xp.logical_and(magnitude <= NEAR_ZERO_RELATIVE * scale, carries)
 
     def per_sample(mask: Any) -> Any:
@@ -257,7 +263,7 @@ def _branch_record(z: Any, s: Any, c: Any, relevance: Any, keep_arrays: bool = T
     near_counts = per_sample(near_zero)
     # a zero denominator is also a near-zero one: look for zeros only where near-zero ones exist
     zero_counts = per_sample(xp.logical_and(z == 0, near_zero)) if near_counts.any() else near_counts * 0
-    smallest = float(xp.min(magnitude)) if z.size else float("nan")
+    smallest = float(xp.min(magnitude)) if (keep_arrays and z.size) else float("nan")
     if not keep_arrays:
         z, s, c = None, None, None
     return BranchRecord(z=z, s=s, c=c, zero_denominators=zero_counts, near_zero_denominators=near_counts,

@@ -44,8 +44,10 @@ def vanilla(z: Any, epsilon: float) -> Any:
 def zennit(z: Any, epsilon: float) -> Any:
     """z + ((z == 0) + sign(z))·ε: ε pushes z away from zero with z's own sign (zennit's ``Stabilizer``)."""
     xp = get_namespace(z)
-    # the same numbers as z + (sign(z) + (z == 0))·ε, in fewer passes over z
-    return xp.where(z >= 0, z + epsilon, z - epsilon)
+    # the same numbers as z + (sign(z) + (z == 0))·ε, in fewer passes over z (ε in z's dtype: no promotion)
+    step = xp.where(z >= 0, xp.asarray(epsilon, dtype=z.dtype, device=z.device),
+                    xp.asarray(-epsilon, dtype=z.dtype, device=z.device))
+    return z + step
 
 
 def _sample_axes(z: Any) -> tuple[int, ...]:

@@ -147,3 +147,17 @@ def test_weights_from_an_lrpcore_file(tmp_path):
     np.testing.assert_array_equal(loaded.forward(x), source.forward(x))
     with pytest.raises(ModelFormatError, match="layer 38"):
         vgg16(weights=path, input_size=32, num_classes=5)
+
+
+@pytest.mark.parametrize("composite", ["epsilon_gamma_box", "tutorial", "epsilon_alpha2_beta1_flat"])
+def test_explaining_a_float32_vgg_never_promotes_to_float64(small_vgg, composite):
+    from lrpcore import explain
+
+    x = small_vgg.metadata.preprocess(np.random.default_rng(3).random((2, 3, 32, 32), dtype=np.float32))
+    for record in (False, True):
+        explanation = explain(small_vgg, x.astype(np.float32), composite=composite, record=record)
+        assert {relevance.dtype for relevance in explanation.layer_relevances} == {np.dtype(np.float32)}
+        if record:
+            arrays = [array for step in explanation.trace for branch in step.branches
+                      for array in (branch.z, branch.s, branch.c)]
+            assert arrays and {array.dtype for array in arrays} == {np.dtype(np.float32)}
