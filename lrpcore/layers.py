@@ -161,22 +161,38 @@ class LinearLayer(Layer):
         return self.linear_transpose(grad_output, self.relevance_weight(x, "winner_first"), tuple(x.shape))
 
 
-class Dense(LinearLayer):
-    """Fully connected layer y = x Wᵀ + b with ``weight`` (out, in) and ``bias`` (out,)."""
+class _WeightedLayer(LinearLayer):
+    """A linear layer with a learned ``weight`` (out, in, ...) and ``bias`` (out,): Dense and the convolutions."""
 
     has_weights = True
-    input_rank = 2
+    #: The weight's axes, as error messages name them, e.g. "(out, in)".
+    weight_layout = ""
 
-    def __init__(self, weight: Any, bias: Any | None = None):
-        if weight.ndim != 2:
-            raise ShapeError(f"Dense weight must be (out, in), got shape {tuple(weight.shape)}")
+    def _set_weight_and_bias(self, weight: Any, bias: Any | None) -> None:
+        """Check the shapes (a missing bias becomes zeros) and keep both arrays."""
+        name = type(self).__name__
+        if weight.ndim != self.weight_layout.count(",") + 1:
+            raise ShapeError(f"{name} weight must be {self.weight_layout}, got shape {tuple(weight.shape)}")
         xp = get_namespace(weight)
         if bias is None:
             bias = xp.zeros((weight.shape[0],), dtype=weight.dtype, device=weight.device)
         if tuple(bias.shape) != (weight.shape[0],):
-            raise ShapeError(f"Dense bias must be ({weight.shape[0]},), got shape {tuple(bias.shape)}")
+            raise ShapeError(f"{name} bias must be ({weight.shape[0]},), got shape {tuple(bias.shape)}")
         self.weight = weight
         self.bias = bias
+
+    def parameters(self) -> dict[str, Any]:
+        return {"weight": self.weight, "bias": self.bias}
+
+
+class Dense(_WeightedLayer):
+    """Fully connected layer y = x Wᵀ + b with ``weight`` (out, in) and ``bias`` (out,)."""
+
+    input_rank = 2
+    weight_layout = "(out, in)"
+
+    def __init__(self, weight: Any, bias: Any | None = None):
+        self._set_weight_and_bias(weight, bias)
 
     @property
     def in_features(self) -> int:
@@ -185,9 +201,6 @@ class Dense(LinearLayer):
     @property
     def out_features(self) -> int:
         return int(self.weight.shape[0])
-
-    def parameters(self) -> dict[str, Any]:
-        return {"weight": self.weight, "bias": self.bias}
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"in_features": self.in_features, "out_features": self.out_features}
@@ -214,27 +227,19 @@ class Dense(LinearLayer):
         return xp.matmul(s, weight)
 
 
-class Conv2d(LinearLayer):
+class Conv2d(_WeightedLayer):
     """2-D convolution (cross-correlation, as PyTorch) through im2col and one GEMM per sample.
 
     ``weight`` (out, in, kh, kw), ``bias`` (out,), integer or pair ``stride`` and ``padding``.
     Batches are processed in chunks so the column buffer stays below ``COLUMN_BUDGET_BYTES``.
     """
 
-    has_weights = True
     input_rank = 4
+    weight_layout = "(out, in, kh, kw)"
 
     def __init__(self, weight: Any, bias: Any | None = None, stride: int | tuple[int, int] = 1,
                  padding: int | tuple[int, int] = 0):
-        if weight.ndim != 4:
-            raise ShapeError(f"Conv2d weight must be (out, in, kh, kw), got shape {tuple(weight.shape)}")
-        xp = get_namespace(weight)
-        if bias is None:
-            bias = xp.zeros((weight.shape[0],), dtype=weight.dtype, device=weight.device)
-        if tuple(bias.shape) != (weight.shape[0],):
-            raise ShapeError(f"Conv2d bias must be ({weight.shape[0]},), got shape {tuple(bias.shape)}")
-        self.weight = weight
-        self.bias = bias
+        self._set_weight_and_bias(weight, bias)
         self.stride = _pair(stride, "stride")
         self.padding = _pair(padding, "padding")
         if min(self.stride) < 1:
@@ -251,9 +256,6 @@ class Conv2d(LinearLayer):
     @property
     def kernel_size(self) -> tuple[int, int]:
         return (int(self.weight.shape[2]), int(self.weight.shape[3]))
-
-    def parameters(self) -> dict[str, Any]:
-        return {"weight": self.weight, "bias": self.bias}
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"stride": list(self.stride), "padding": list(self.padding)}

@@ -24,7 +24,7 @@ from typing import Any
 from . import _conv
 from .backend import get_namespace
 from .errors import ShapeError
-from .layers import Conv2d, LinearLayer, MaxPoolMode
+from .layers import Conv2d, LinearLayer, MaxPoolMode, _WeightedLayer
 
 __all__ = ["Conv1d", "AvgPool1d", "MaxPool1d"]
 
@@ -51,26 +51,18 @@ def _as_sequence(x: Any) -> Any:
     return xp.reshape(x, (*x.shape[:-2], x.shape[-1]))
 
 
-class Conv1d(LinearLayer):
+class Conv1d(_WeightedLayer):
     """1-D convolution (cross-correlation) with ``weight`` (out, in, k), ``bias`` (out,), ``stride``, ``padding``.
 
     y[n, o, t] = b[o] + Σ_c Σ_j w[o, c, j] · x[n, c, t·stride + j − padding]  (zero padding),
     computed as a :class:`~lrpcore.layers.Conv2d` with kernel 1×k on the (N, C, 1, L) view.
     """
 
-    has_weights = True
     input_rank = 3
+    weight_layout = "(out, in, k)"
 
     def __init__(self, weight: Any, bias: Any | None = None, stride: int = 1, padding: int = 0):
-        if weight.ndim != 3:
-            raise ShapeError(f"Conv1d weight must be (out, in, k), got shape {tuple(weight.shape)}")
-        xp = get_namespace(weight)
-        if bias is None:
-            bias = xp.zeros((weight.shape[0],), dtype=weight.dtype, device=weight.device)
-        if tuple(bias.shape) != (weight.shape[0],):
-            raise ShapeError(f"Conv1d bias must be ({weight.shape[0]},), got shape {tuple(bias.shape)}")
-        self.weight = weight
-        self.bias = bias
+        self._set_weight_and_bias(weight, bias)
         self.stride = _positive_int(stride, "Conv1d stride", 1)
         self.padding = _positive_int(padding, "Conv1d padding", 0)
 
@@ -85,9 +77,6 @@ class Conv1d(LinearLayer):
     @property
     def kernel_size(self) -> int:
         return int(self.weight.shape[2])
-
-    def parameters(self) -> dict[str, Any]:
-        return {"weight": self.weight, "bias": self.bias}
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"stride": self.stride, "padding": self.padding}
