@@ -43,7 +43,7 @@ def test_transpose_is_the_adjoint_of_the_forward_map(layer):
 
 
 def test_conv2d_chunks_large_batches_without_changing_the_result(monkeypatch):
-    import lrpcore.layers as layers
+    import lrpcore.layers.conv as layers
 
     rng = np.random.default_rng(4)
     layer = Conv2d(rng.normal(size=(4, 3, 3, 3)), rng.normal(size=4), padding=1)

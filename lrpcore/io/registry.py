@@ -12,7 +12,7 @@ How a class is found, in order:
 1. ``LAYER_TYPES``, the explicit registry: ``register_layer(MyLayer)`` adds a class
    under its ``__name__`` (or a given name);
 2. the public ``Layer`` subclasses of the modules in ``LAYER_MODULES``
-   (``lrpcore.layers`` and, when it exists, ``lrpcore.layers1d``), found by class name
+   (``lrpcore.layers``, which re-exports every layer module), found by class name
    the first time a name is missing from the registry. A new layer module is added by
    appending its import path to ``LAYER_MODULES``.
 """
@@ -30,7 +30,7 @@ __all__ = ["LAYER_TYPES", "LAYER_MODULES", "register_layer", "layer_class", "lay
 LAYER_TYPES: dict[str, type[Layer]] = {}
 
 #: Modules whose public Layer subclasses are storable by class name.
-LAYER_MODULES: list[str] = ["lrpcore.layers", "lrpcore.layers1d"]
+LAYER_MODULES: list[str] = ["lrpcore.layers"]
 
 _scanned: set[str] = set()
 
