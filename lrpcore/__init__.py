@@ -2,7 +2,7 @@
 
 The main entry points:
 
-- :class:`Sequential` and :mod:`lrpcore.layers`: plain layer objects;
+- :class:`Graph`, :class:`Sequential` (its chain case) and :mod:`lrpcore.layers`: plain layer objects;
 - :mod:`lrpcore.rules`, :mod:`lrpcore.stabilizers`, :mod:`lrpcore.composites`: what LRP does per layer;
 - :func:`explain`: the backward pass, with a trace of every step;
 - :func:`relevance_matrix`: the explicit matrix M with R_lower = M · R_upper;
@@ -14,11 +14,15 @@ from . import composites, data, layers, rules, stabilizers
 from .composites import Composite
 from .errors import (CompositeError, ConservationError, DTypeError, InputValueError, LRPError, ModelFormatError,
                      ShapeError)
-from .explain import Explanation, Trace, check_conservation, explain, gradient
+from .canonize import canonize
+from .explain import NonFiniteError, explain, gradient
+from .explanation import Explanation, Trace, check_conservation
+from .graph import Graph, GraphError, Node
 from .instability import detect_instability
 from .io import load, save
-from .matrix import relevance_matrix
-from .model import ModelMetadata, Sequential, canonize
+from .matrix import graph_relevance_matrix, relevance_matrix
+from .metadata import ModelMetadata
+from .model import Sequential
 
 __version__ = "0.1.0"
 
@@ -39,10 +43,14 @@ __all__ = [
     "ConservationError",
     "DTypeError",
     "Explanation",
+    "Graph",
+    "GraphError",
     "InputValueError",
     "LRPError",
     "ModelFormatError",
     "ModelMetadata",
+    "Node",
+    "NonFiniteError",
     "Sequential",
     "ShapeError",
     "Trace",
@@ -53,6 +61,7 @@ __all__ = [
     "detect_instability",
     "explain",
     "gradient",
+    "graph_relevance_matrix",
     "layers",
     "load",
     "relevance_matrix",

@@ -6,8 +6,8 @@ that leaves a core idle most of the time. LRP treats samples independently, so t
 can be cut into one share per BLAS thread; each share runs in its own Python thread (NumPy
 releases the GIL inside its loops) with BLAS limited to one thread, and writes its rows of
 a preallocated result. Every number is computed exactly as in the serial pass: per-sample
-matrix products have the same shapes, and the rules that may be split (see
-:func:`separable`) never mix samples.
+matrix products have the same shapes, and the rules that may be split (those whose
+``Rule.per_sample`` is true; the caller decides) never mix samples.
 
 It is used only where it cannot change results or surprise the caller: NumPy arrays, a
 batch of at least two, ``threadpoolctl`` available (to hold BLAS at one thread per share)
@@ -27,7 +27,7 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
-__all__ = ["BatchSplit", "BlockRunner", "batch_split", "block_runner", "separable"]
+__all__ = ["BatchSplit", "BlockRunner", "batch_split", "block_runner"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -52,27 +52,6 @@ def _blas_threads() -> int:
 def _is_numpy(xp: Any) -> bool:
     name = getattr(xp, "__name__", "")
     return name in ("numpy", "array_api_compat.numpy")
-
-
-def separable(rule: Any) -> bool:
-    """True if ``rule`` treats every sample on its own, so that cutting the batch cannot change its result.
-
-    lrpcore's own rules are per sample except with a batch-wide stabilizer
-    (``quadratic_mean_batch``) or a ZBox whose bounds differ per sample; rules written
-    elsewhere and custom stabilizers are not known to be, and keep the serial pass.
-    """
-    from . import rules, stabilizers
-
-    if type(rule).__module__ != rules.__name__:
-        return False
-    if isinstance(rule, rules.Pass):
-        return True
-    if rule.stabilizer not in (stabilizers.vanilla, stabilizers.zennit, stabilizers.quadratic_mean):
-        return False
-    if isinstance(rule, rules.ZBox):
-        return all(isinstance(bound, (int, float)) or getattr(bound, "ndim", 0) == 0 or bound.shape[0] == 1
-                   for bound in (rule.low, rule.high))
-    return True
 
 
 class BatchSplit:

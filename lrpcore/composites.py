@@ -1,34 +1,48 @@
-"""Composites: which rule each layer of a model gets, and the presets of the literature.
+"""Composites: which rule each node of a model gets, and the presets of the literature.
 
-A :class:`Composite` resolves a rule for every layer of a :class:`~lrpcore.Sequential`.
-The resolution order, from most to least specific, is:
+A :class:`Composite` resolves a rule for every node of a :class:`~lrpcore.Graph` (a
+:class:`~lrpcore.Sequential` is the chain case; a node's *position* is its index in the
+topological order, which for a chain is the layer index). For a node whose layer is linear in its
+input (Dense, convolutions, pooling, ``Add``) the order, from most to least specific, is:
 
-1. ``by_index``: an exact integer index (negative counts from the end), then the
-   first ``range``/``slice`` key (in insertion order) that contains the index
-   (a span covers the element-wise layers in it with Pass, so ``{range(1, 17): Gamma()}``
-   can be written as in the thesis' tables);
-2. ``assign``: a preset's own mapping, computed from the model (e.g. "the first half
-   of the conv stack");
-3. ``first``: the first layer whose type is in ``first_types`` (default: the first
-   Dense or Conv2d), as zennit's "first layer" maps do;
-4. ``by_type``: the layer's exact class, then the first listed class it is an instance of;
-5. layers that are not linear (ReLU, Flatten, Dropout, BatchNorm) get :class:`~lrpcore.rules.Pass`
-   (naming one with an exact index and another rule is an error);
-6. ``default`` (LRP-0 if not given).
+1. ``by_name``: the node's exact name, then the first glob pattern that matches it (``"layer1.*"``);
+2. ``by_index``: an exact integer position (negative counts from the end), then the first
+   ``range``/``slice`` key (in insertion order) that contains it (a span covers the element-wise
+   nodes in it with Pass, so ``{range(1, 17): Gamma()}`` can be written as in the thesis' tables);
+3. ``assign``: a preset's own mapping, computed from the model (e.g. "the first half of the conv stack");
+4. ``first``: the first node whose layer type is in ``first_types`` (default: the first Dense or
+   convolution), as zennit's "first layer" maps do;
+5. ``by_type``: the layer's exact class, then the first listed class it is an instance of;
+6. ``structural``: layers without learned weights that mix values, by type: max pooling →
+   :class:`~lrpcore.rules.WinnerTakesAll`, average pooling and ``Add`` → LRP-ε with ε = 1e-6 and zennit's
+   stabilizer (zennit's ``Norm``), unless the composite says otherwise (:data:`STRUCTURAL_RULES`);
+7. ``default`` (LRP-0 if not given).
 
-Indices are positions in ``model.layers``. A key beyond the model is an error, not ignored.
+A node whose layer is not linear (ReLU, Flatten, Dropout, an unfolded BatchNorm, ``Concat``) gets
+:class:`~lrpcore.rules.Pass`, unless a rule that applies to it (``rule.applies_to(layer)``) is named for it
+by name, exact position or type; naming it exactly with a rule that does not apply is an error.
+
+Pooling and ``Add`` under ``uniform(rule)`` and the presets: they get the structural rules, never the
+weighted layers' rule. A max pool's relevance goes to the window's winner (what zennit's gradient and the
+LRP Toolbox do), so relevance that reaches a window whose maximum is 0 is not lost; the αβ rule on a
+layer without negative contributions (a pool after a ReLU) would multiply relevance by α, and LRP-0 would
+drop what reaches a zero window. The two thesis composites (``tutorial``, ``decreasing_gamma``) give pools
+their group's rule on the sum of the window, as the thesis' code does (see their docstrings).
+
+A key beyond the model is an error, not ignored.
 """
 from __future__ import annotations
 
+import fnmatch
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import CompositeError
-from .layers import AvgPool2d, Conv2d, Dense, Layer, LinearLayer, MaxPool2d
-from .layers1d import AvgPool1d, Conv1d, MaxPool1d
-from .rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, Rule, Zero, ZBox, ZPlus
+from .layers import Add, AvgPool1d, AvgPool2d, Conv1d, Conv2d, Dense, Layer, LinearLayer, MaxPool1d, MaxPool2d
+from .rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, Rule, WinnerTakesAll, WSquare, Zero, ZBox, ZPlus
 
 __all__ = [
     "Composite",
+    "STRUCTURAL_RULES",
     "uniform",
     "tutorial",
     "decreasing_gamma",
@@ -45,8 +59,20 @@ __all__ = [
 IndexKey = int | range | slice
 
 
+def structural_rules(max_ties: str = "split") -> dict[type, Rule]:
+    """Pooling and ``Add``: winner-take-all at max pools (``max_ties``: "split" or "first"), LRP-ε with
+    ε = 1e-6 and zennit's stabilizer (zennit's ``Norm``) at average pools and additions."""
+    norm = Epsilon(1e-6, stabilizer="zennit")
+    winner = WinnerTakesAll(max_ties)
+    return {MaxPool2d: winner, MaxPool1d: winner, AvgPool2d: norm, AvgPool1d: norm, Add: norm}
+
+
+#: The structural rules every composite uses unless told otherwise (see the module docstring).
+STRUCTURAL_RULES: dict[type, Rule] = structural_rules()
+
+
 class Composite:
-    """Assign LRP rules to layers by index, by a preset's model-dependent map, by position and by type."""
+    """Assign LRP rules to nodes by name, by position, by a preset's model-dependent map and by type."""
 
     def __init__(self, by_index: Mapping[IndexKey, Rule] | None = None,
                  by_type: Mapping[type, Rule] | None = None,
@@ -54,24 +80,38 @@ class Composite:
                  default: Rule | None = None,
                  assign: Callable[[Any], dict[int, Rule]] | None = None,
                  first_types: Sequence[type] = (Dense, Conv2d, Conv1d),
-                 name: str = "custom"):
+                 name: str = "custom",
+                 by_name: Mapping[str, Rule] | None = None,
+                 structural: Mapping[type, Rule] | None = None):
         self.by_index = dict(by_index or {})
         self.by_type = dict(by_type or {})
+        self.by_name = dict(by_name or {})
+        self.structural = dict(STRUCTURAL_RULES if structural is None else structural)
         self.first = first
         self.default = default if default is not None else Zero()
         self.assign = assign
         self.first_types = tuple(first_types)
         self.name = name
-        for key, rule in list(self.by_index.items()) + list(self.by_type.items()):
+        keyed = (list(self.by_index.items()) + list(self.by_type.items()) + list(self.by_name.items())
+                 + list(self.structural.items()))
+        for key, rule in keyed:
             if not isinstance(rule, Rule):
                 raise CompositeError(f"composite {name!r}: {key!r} maps to {rule!r}, which is not an lrpcore rule")
-            if not isinstance(key, (int, range, slice, type)):
-                raise CompositeError(f"composite {name!r}: key {key!r} must be an int, range, slice or layer class")
+        for key in self.by_index:
+            if not isinstance(key, (int, range, slice)) or isinstance(key, bool):
+                raise CompositeError(f"composite {name!r}: by_index key {key!r} must be an int, range or slice")
+        for key in list(self.by_type) + list(self.structural):
+            if not isinstance(key, type):
+                raise CompositeError(f"composite {name!r}: type key {key!r} must be a layer class")
+        for key in self.by_name:
+            if not isinstance(key, str):
+                raise CompositeError(f"composite {name!r}: by_name key {key!r} must be a node name or pattern")
 
     def __repr__(self) -> str:
         return f"Composite({self.name!r})"
 
-    def _validate_indices(self, count: int) -> None:
+    def _validate(self, model: Any) -> None:
+        count = len(model.layers)
         for key in self.by_index:
             if isinstance(key, int):
                 if not -count <= key < count:
@@ -83,6 +123,22 @@ class Composite:
                 if start < -count or stop > count or start >= count:
                     raise CompositeError(f"composite {self.name!r} names layers {key}, beyond the model's "
                                          f"{count} layers (indices 0..{count - 1})")
+        names = [node.name for node in model.nodes] if hasattr(model, "nodes") else []
+        for key in self.by_name:
+            if key not in names and not fnmatch.filter(names, key):
+                raise CompositeError(f"composite {self.name!r} names node {key!r}, which matches no node of the "
+                                     f"model (nodes: {names[:8]}{'...' if len(names) > 8 else ''})")
+
+    def _from_name(self, name: str | None) -> tuple[Rule | None, bool]:
+        """(rule, named exactly): the exact name first, then the first matching pattern."""
+        if name is None:
+            return None, False
+        if name in self.by_name:
+            return self.by_name[name], True
+        for pattern, rule in self.by_name.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return rule, False
+        return None, False
 
     def _from_index(self, index: int, count: int) -> tuple[Rule | None, bool]:
         """(rule, named exactly): an integer key names one layer, a range/slice a span of layers."""
@@ -96,31 +152,33 @@ class Composite:
                 return rule, False
         return None, False
 
-    def _from_type(self, layer: Layer) -> Rule | None:
-        if type(layer) in self.by_type:
-            return self.by_type[type(layer)]
-        for layer_type, rule in self.by_type.items():
+    @staticmethod
+    def _by_class(mapping: Mapping[type, Rule], layer: Layer) -> Rule | None:
+        if type(layer) in mapping:
+            return mapping[type(layer)]
+        for layer_type, rule in mapping.items():
             if isinstance(layer, layer_type):
                 return rule
         return None
 
+    def _from_type(self, layer: Layer) -> Rule | None:
+        return self._by_class(self.by_type, layer)
+
     def rules(self, model: Any) -> list[Rule]:
-        """The rule of every layer of ``model``, resolved in the documented order and checked."""
+        """The rule of every node of ``model`` (in position order), resolved in the documented order."""
         layers = list(model.layers)
         count = len(layers)
-        self._validate_indices(count)
+        self._validate(model)
+        names = [node.name for node in model.nodes] if hasattr(model, "nodes") else [None] * count
         assigned = self.assign(model) if self.assign is not None else {}
         first_index = next((i for i, layer in enumerate(layers) if isinstance(layer, self.first_types)), None)
         resolved = []
-        for index, layer in enumerate(layers):
-            rule, exact = self._from_index(index, count)
+        for index, (layer, name) in enumerate(zip(layers, names)):
+            rule, exact = self._from_name(name)
+            if rule is None:
+                rule, exact = self._from_index(index, count)
             if not isinstance(layer, LinearLayer):
-                # spans (ranges, types, defaults) cover element-wise layers with Pass; naming one
-                # exactly with another rule is a mistake worth an error
-                if exact and not isinstance(rule, Pass):
-                    raise CompositeError(f"composite {self.name!r} gives {rule.describe()} to layer {index} "
-                                         f"({layer.describe()}), which is not linear; only Pass applies there")
-                resolved.append(rule if exact else Pass())
+                resolved.append(self._nonlinear_rule(index, layer, rule, exact))
                 continue
             if rule is None:
                 rule = assigned.get(index)
@@ -129,18 +187,38 @@ class Composite:
             if rule is None:
                 rule = self._from_type(layer)
             if rule is None:
+                rule = self._by_class(self.structural, layer)
+            if rule is None:
                 rule = self.default
+            if not rule.applies_to(layer):
+                raise CompositeError(f"composite {self.name!r} gives {rule.describe()} to layer {index} "
+                                     f"({layer.describe()}), which it does not apply to")
             resolved.append(rule)
         return resolved
 
+    def _nonlinear_rule(self, index: int, layer: Layer, rule: Rule | None, exact: bool) -> Rule:
+        """Pass, unless a rule that applies to this layer is named for it exactly or by type."""
+        if exact and rule is not None:
+            if not rule.applies_to(layer):
+                raise CompositeError(f"composite {self.name!r} gives {rule.describe()} to layer {index} "
+                                     f"({layer.describe()}), which is not linear; only Pass applies there")
+            return rule
+        typed = self._from_type(layer)
+        if typed is not None and typed.applies_to(layer):
+            return typed
+        return Pass()
+
     def describe(self, model: Any) -> str:
-        """A printable layer → rule table for ``model``."""
+        """A printable node → rule table for ``model``."""
         rules = self.rules(model)
-        rows = [("index", "layer", "rule", "stabilizer")]
-        for index, (layer, rule) in enumerate(zip(model.layers, rules)):
+        named = not getattr(model, "is_chain", True)
+        rows = [("index", "name", "layer", "rule", "stabilizer")]
+        for index, (node, rule) in enumerate(zip(model.nodes, rules)):
             stabilizer = "" if isinstance(rule, Pass) else f"{rule.stabilizer_name} (ε={rule.epsilon:g})"
-            rows.append((str(index), layer.describe(), rule.describe(), stabilizer))
-        widths = [max(len(row[column]) for row in rows) for column in range(4)]
+            rows.append((str(index), node.name, node.layer.describe(), rule.describe(), stabilizer))
+        keep = [0, 1, 2, 3, 4] if named else [0, 2, 3, 4]
+        rows = [tuple(row[k] for k in keep) for row in rows]
+        widths = [max(len(row[column]) for row in rows) for column in range(len(keep))]
         lines = [f"composite {self.name!r}"]
         for row_number, row in enumerate(rows):
             lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -149,9 +227,30 @@ class Composite:
         return "\n".join(lines)
 
 
-def uniform(rule: Rule) -> Composite:
-    """The same ``rule`` on every linear layer (Pass elsewhere)."""
-    return Composite(default=rule, name=f"uniform({rule.describe()})")
+def uniform(rule: Rule, structural: Mapping[type, Rule] | None = None) -> Composite:
+    """The same ``rule`` on every weighted layer (Dense, convolutions); Pass on element-wise layers.
+
+    Pooling layers and ``Add`` carry no weights, and a rule built around weights (γ, αβ, z⁺, z^B) means
+    nothing there or worse (αβ multiplies relevance by α where a window has no negative contribution), so
+    by default they get:
+
+    - LRP-0 / LRP-ε (the rule itself) at average pools and ``Add`` when ``rule`` is :class:`~lrpcore.rules.Zero`
+      or :class:`~lrpcore.rules.Epsilon`, so ``uniform(Zero())`` is LRP-0 everywhere (gradient×input on ReLU
+      networks); Flat at pools when ``rule`` is Flat or w² (uniform spreading, as the LRP Toolbox does);
+      otherwise the structural rules (:data:`STRUCTURAL_RULES`: LRP-ε with ε = 1e-6 there);
+    - :class:`~lrpcore.rules.WinnerTakesAll` at max pools (the same as LRP-0 wherever a window's maximum is
+      not 0, and relevance reaching a zero window is not lost).
+
+    Pass ``structural`` to choose otherwise, e.g. ``structural={}`` for ``rule`` everywhere.
+    """
+    if structural is None:
+        structural = dict(STRUCTURAL_RULES)
+        if isinstance(rule, Epsilon):          # Zero is an Epsilon with ε = 0
+            structural.update({AvgPool2d: rule, AvgPool1d: rule, Add: rule})
+        elif isinstance(rule, (Flat, WSquare)):
+            flat = Flat(stabilizer=rule.stabilizer_name if isinstance(rule.stabilizer_name, str) else "zennit")
+            structural.update({MaxPool2d: flat, MaxPool1d: flat, AvgPool2d: flat, AvgPool1d: flat})
+    return Composite(default=rule, structural=structural, name=f"uniform({rule.describe()})")
 
 
 # --- position in the feature stack --------------------------------------------------------------
@@ -202,24 +301,6 @@ def _bounds(model: Any, low: Any, high: Any) -> tuple[Any, Any]:
     return (meta_low if low is None else low), (meta_high if high is None else high)
 
 
-def _grouped(name: str, low: Any, high: Any, group_rules: Callable[[], list[Rule]], top_rule: Callable[[], Rule],
-             stabilizer: str, maxpool: str) -> Composite:
-    def assign(model: Any) -> dict[int, Rule]:
-        first, groups, top = _feature_groups(model, len(group_rules()))
-        mapping: dict[int, Rule] = {}
-        if first is not None:
-            box_low, box_high = _bounds(model, low, high)
-            mapping[first] = ZBox(box_low, box_high, stabilizer=stabilizer, epsilon=1e-9, maxpool=maxpool)
-        for members, rule in zip(groups, group_rules()):
-            for index in members:
-                mapping[index] = rule
-        for index in top:
-            mapping[index] = top_rule()
-        return mapping
-
-    return Composite(assign=assign, default=top_rule(), name=name)
-
-
 def tutorial(low: Any = None, high: Any = None, gamma: float = 0.25, epsilon: float = 0.25,
              stabilizer: str = "vanilla", epsilon_stabilizer: str = "quadratic_mean",
              maxpool: str = "sum") -> Composite:
@@ -234,29 +315,96 @@ def tutorial(low: Any = None, high: Any = None, gamma: float = 0.25, epsilon: fl
     max-pooling forward and redistributes in proportion (``maxpool="sum"``).
     ``low``/``high`` default to the model's input bounds (value range through preprocessing).
     """
-    return _grouped(
-        "tutorial", low, high,
-        group_rules=lambda: [Gamma(gamma, stabilizer=stabilizer, epsilon=1e-9, maxpool=maxpool),
-                             Epsilon(epsilon, stabilizer=epsilon_stabilizer, maxpool=maxpool)],
-        top_rule=lambda: Epsilon(1e-9, stabilizer=stabilizer, maxpool=maxpool),
-        stabilizer=stabilizer, maxpool=maxpool)
+    def assign(model: Any) -> dict[int, Rule]:
+        first, groups, top = _feature_groups(model, 2)
+        mapping: dict[int, Rule] = {}
+        if first is None:
+            return mapping
+        box_low, box_high = _bounds(model, low, high)
+        mapping[first] = ZBox(box_low, box_high, stabilizer=stabilizer, epsilon=1e-9, maxpool=maxpool)
+        group_rules = [Gamma(gamma, stabilizer=stabilizer, epsilon=1e-9, maxpool=maxpool),
+                       Epsilon(epsilon, stabilizer=epsilon_stabilizer, maxpool=maxpool)]
+        for members, rule in zip(groups, group_rules):
+            for index in members:
+                mapping[index] = rule
+        for index in top:
+            mapping[index] = Epsilon(1e-9, stabilizer=stabilizer, maxpool=maxpool)
+        return mapping
+
+    return Composite(assign=assign, default=Epsilon(1e-9, stabilizer=stabilizer, maxpool=maxpool), name="tutorial")
+
+
+#: The thesis' Decreasing-γ groups as shares of the convolutions after the first: on VGG-16's 12 they are
+#: 4, 3, 3 and 2 convolutions, the spans 1–10, 11–17, 18–24 and 25–38 of Table 2.3 and its code.
+DECREASING_GAMMA_SHARES = (4, 3, 3, 2)
+
+
+def _decreasing_gamma_spans(model: Any, group_count: int) -> tuple[int | None, list[range]]:
+    """(first convolution, one span of positions per γ group).
+
+    The convolutions after the first are cut into groups in the thesis' shares (4:3:3:2, or evenly for
+    another number of groups). A group's span runs from just after the previous group's last convolution
+    to its own last convolution, so the pools and ReLUs between two groups belong to the later one; the
+    last span runs to the end of the network, dense layers included (γ = 0 there in the thesis' code).
+    """
+    layers = list(model.layers)
+    convolutions = [i for i, layer in enumerate(layers) if isinstance(layer, (Conv2d, Conv1d))]
+    if not convolutions:
+        dense = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
+        convolutions = dense[:-1] if len(dense) > 1 else dense
+    if not convolutions:
+        return None, []
+    first, rest = convolutions[0], convolutions[1:]
+    shares = DECREASING_GAMMA_SHARES if group_count == len(DECREASING_GAMMA_SHARES) else (1,) * group_count
+    total = sum(shares)
+    ends = [round(len(rest) * sum(shares[:g + 1]) / total) for g in range(group_count)]
+    spans, start = [], first + 1
+    for group, end in enumerate(ends):
+        stop = len(layers) if group == group_count - 1 else (rest[end - 1] + 1 if end > 0 else first + 1)
+        spans.append(range(start, max(start, stop)))
+        start = max(start, stop)
+    return first, spans
 
 
 def decreasing_gamma(low: Any = None, high: Any = None, gammas: Sequence[float] = (0.5, 0.25, 0.1, 0.0),
                      stabilizer: str = "vanilla", maxpool: str = "sum") -> Composite:
-    """Decreasing-γ composite (Eberle et al. 2022; thesis Table 2.3).
+    """Decreasing-γ composite (thesis "In-Depth Hyperparameter Selection for LRP", Table 2.3).
 
-    On VGG-16: z^B on layer 0, then γ = 0.5 on layers 1–9, 0.25 on 10–16, 0.1 on 17–23 and
-    0 on 24–30 (γ = 0 is LRP-0), LRP-0 on the dense layers; denominators + 1e-9. On
-    other networks the convolutions after the first are cut into ``len(gammas)``
-    consecutive groups as evenly as possible.
+    On torchvision's VGG-16: z^B on layer 0, γ = 0.5 on layers 1–10, 0.25 on 11–17, 0.1 on 18–24 and
+    γ = 0 (LRP-0) from 25 on, the dense layers included, as the thesis' experiment code assigns them;
+    every denominator + 1e-9 (``vanilla`` with ε = 1e-9). On other networks the convolutions after the
+    first are cut in the same shares (see ``_decreasing_gamma_spans``). Pools inside a span get that
+    span's γ on the window sum (``maxpool="sum"``), as the thesis' code (the LRP tutorial's) treats
+    pooling as average pooling.
     """
     gammas = tuple(float(g) for g in gammas)
-    return _grouped(
-        "decreasing_gamma", low, high,
-        group_rules=lambda: [Gamma(g, stabilizer=stabilizer, epsilon=1e-9, maxpool=maxpool) for g in gammas],
-        top_rule=lambda: Epsilon(1e-9, stabilizer=stabilizer, maxpool=maxpool),
-        stabilizer=stabilizer, maxpool=maxpool)
+    if not gammas:
+        raise ValueError("decreasing_gamma needs at least one γ")
+
+    def assign(model: Any) -> dict[int, Rule]:
+        first, spans = _decreasing_gamma_spans(model, len(gammas))
+        mapping: dict[int, Rule] = {}
+        if first is None:
+            return mapping
+        box_low, box_high = _bounds(model, low, high)
+        mapping[first] = ZBox(box_low, box_high, stabilizer=stabilizer, epsilon=1e-9, maxpool=maxpool)
+        for span, gamma in zip(spans, gammas):
+            rule = Gamma(gamma, stabilizer=stabilizer, epsilon=1e-9, maxpool=maxpool)
+            for index in span:
+                if isinstance(model.layers[index], LinearLayer) and not isinstance(model.layers[index], Add):
+                    mapping[index] = rule
+        return mapping
+
+    return Composite(assign=assign, default=Gamma(gammas[-1], stabilizer=stabilizer, epsilon=1e-9, maxpool=maxpool),
+                     name="decreasing_gamma")
+
+
+# --- zennit's composites, and CMP ------------------------------------------------------------------
+def _zennit_structural() -> dict[type, Rule]:
+    """zennit's treatment of pools and sums: AvgPool and its ResNet canonizer's ``Sum`` get the
+    parameter-free ε rule ``Norm`` (ε = 1e-6); max pooling is left to the gradient, i.e. all relevance
+    to the first maximum of each window, even where that maximum is 0."""
+    return structural_rules("first")
 
 
 def cmp(alpha: int = 1, flat_input: bool = False, epsilon: float = 1e-6, stabilizer: str = "zennit") -> Composite:
@@ -265,19 +413,9 @@ def cmp(alpha: int = 1, flat_input: bool = False, epsilon: float = 1e-6, stabili
     if alpha not in (1, 2):
         raise ValueError(f"cmp takes alpha=1 (α1β0) or alpha=2 (α2β1), got {alpha}")
     conv_rule = AlphaBeta(alpha, alpha - 1, stabilizer=stabilizer)
-    return Composite(by_type={Conv2d: conv_rule, Conv1d: conv_rule, Dense: Epsilon(epsilon, stabilizer=stabilizer),
-                              **_zennit_pooling(stabilizer)},
-                     first=Flat(stabilizer=stabilizer) if flat_input else None,
+    return Composite(by_type={Conv2d: conv_rule, Conv1d: conv_rule, Dense: Epsilon(epsilon, stabilizer=stabilizer)},
+                     first=Flat(stabilizer=stabilizer) if flat_input else None, structural=_zennit_structural(),
                      name=f"cmp(α{alpha}β{alpha - 1}{', flat' if flat_input else ''})")
-
-
-# --- zennit's composites, layer for layer --------------------------------------------------------
-def _zennit_pooling(stabilizer: str) -> dict[type, Rule]:
-    # zennit: AvgPool gets the parameter-free ε rule (Norm); max pooling is left to the
-    # gradient, i.e. all relevance to the first maximum (LRP-0 on the winner's weight).
-    pool_rules = {AvgPool2d: Epsilon(1e-6, stabilizer="zennit"),
-                  MaxPool2d: Zero(stabilizer="vanilla", maxpool="winner_first")}
-    return {**pool_rules, AvgPool1d: pool_rules[AvgPool2d], MaxPool1d: pool_rules[MaxPool2d]}
 
 
 def epsilon_gamma_box(low: Any = None, high: Any = None, epsilon: float = 1e-6, gamma: float = 0.25,
@@ -295,15 +433,15 @@ def epsilon_gamma_box(low: Any = None, high: Any = None, epsilon: float = 1e-6, 
 
     conv_rule = Gamma(gamma, stabilizer=stabilizer, symmetric=symmetric_gamma)
     return Composite(by_type={Conv2d: conv_rule, Conv1d: conv_rule,
-                              Dense: Epsilon(epsilon, stabilizer=stabilizer), **_zennit_pooling(stabilizer)},
-                     assign=first_conv_bounds, name="epsilon_gamma_box")
+                              Dense: Epsilon(epsilon, stabilizer=stabilizer)},
+                     assign=first_conv_bounds, structural=_zennit_structural(), name="epsilon_gamma_box")
 
 
 def epsilon_plus(epsilon: float = 1e-6, stabilizer: str = "zennit") -> Composite:
     """zennit's EpsilonPlus: z⁺ on convolutions, ε on dense layers."""
     return Composite(by_type={Conv2d: ZPlus(stabilizer=stabilizer), Conv1d: ZPlus(stabilizer=stabilizer),
-                              Dense: Epsilon(epsilon, stabilizer=stabilizer),
-                              **_zennit_pooling(stabilizer)}, name="epsilon_plus")
+                              Dense: Epsilon(epsilon, stabilizer=stabilizer)},
+                     structural=_zennit_structural(), name="epsilon_plus")
 
 
 def epsilon_plus_flat(epsilon: float = 1e-6, stabilizer: str = "zennit") -> Composite:
@@ -318,8 +456,8 @@ def epsilon_alpha2_beta1(epsilon: float = 1e-6, stabilizer: str = "zennit") -> C
     """zennit's EpsilonAlpha2Beta1: α2β1 on convolutions, ε on dense layers."""
     conv_rule = AlphaBeta(2, 1, stabilizer=stabilizer)
     return Composite(by_type={Conv2d: conv_rule, Conv1d: conv_rule,
-                              Dense: Epsilon(epsilon, stabilizer=stabilizer), **_zennit_pooling(stabilizer)},
-                     name="epsilon_alpha2_beta1")
+                              Dense: Epsilon(epsilon, stabilizer=stabilizer)},
+                     structural=_zennit_structural(), name="epsilon_alpha2_beta1")
 
 
 def epsilon_alpha2_beta1_flat(epsilon: float = 1e-6, stabilizer: str = "zennit") -> Composite:

@@ -23,7 +23,7 @@ from .backend import get_namespace
 from .layers import Layer, LinearLayer
 from .rules import Pass, Rule, branch_denominator, safe_divide
 
-__all__ = ["relevance_matrix", "forward_matrix"]
+__all__ = ["relevance_matrix", "forward_matrix", "graph_relevance_matrix"]
 
 #: How many unit vectors are pushed through a layer at once when building a matrix.
 BASIS_CHUNK = 512
@@ -128,3 +128,42 @@ def _matrix_denominator(layer: LinearLayer, branch: Any, input_shape: tuple[int,
             product = product + xp.reshape(layer.linear_forward(zeros, term.weight, term.bias), (-1,))
         total = product if total is None else total + product
     return total
+
+
+def graph_relevance_matrix(model: Any, x: Any, composite: Any = None, target: Any = None) -> Any:
+    """The explicit matrix T (input features × classes) of a whole network at one sample: R_input = T · R_top.
+
+    Every node's own matrix M_p (:func:`relevance_matrix`, or the identity for Pass) is fixed once the
+    forward pass is known, so the map from the relevance at the output to the relevance at the input is
+    linear, and T is the sum over all paths through the graph of the products of the node matrices:
+    going down from the top, T_i = Σ_{nodes p reading activation i} (block of M_p for input i) · T_{p+1},
+    with T_top = I. ``R_top`` is ``onehot ⊙ f(x)`` for ``explain``'s default start, so
+    ``(T @ R_top).reshape(x.shape)`` equals ``explain(model, x, target, composite).relevance`` — computed
+    without any of the fast path's transposed maps. Dense matrices: for small networks.
+    """
+    from .composites import get_composite, uniform
+    from .rules import Zero
+
+    xp = get_namespace(x)
+    x = model.prepare_input(x)
+    if x.shape[0] != 1:
+        raise ValueError(f"graph_relevance_matrix explains one sample; got a batch of shape {tuple(x.shape)}")
+    composite = get_composite(composite) if composite is not None else uniform(Zero())
+    rules = composite.rules(model)
+    activations = model.forward(x, record=True)
+    classes = activations[-1].shape[1]
+    transfer: list[Any] = [None] * len(activations)
+    transfer[-1] = xp.eye(classes, dtype=x.dtype, device=x.device)
+    for position in range(len(model) - 1, -1, -1):
+        layer = model.layers[position]
+        a = model.node_input(position, activations)
+        matrix = relevance_matrix(layer, a, rules[position])          # (combined input × output)
+        # cut the rows into one block per input: the columns of Mᵀ, shaped like the combined input
+        shapes = [tuple(activations[index].shape) for index in model.input_positions[position]]
+        columns = xp.reshape(xp.matrix_transpose(matrix), (matrix.shape[1], *a.shape[1:]))
+        blocks = layer.split(columns, [(matrix.shape[1], *shape[1:]) for shape in shapes])
+        for index, block in zip(model.input_positions[position], blocks):
+            part = xp.matmul(xp.matrix_transpose(xp.reshape(block, (matrix.shape[1], -1))), transfer[position + 1])
+            transfer[index] = part if transfer[index] is None else transfer[index] + part
+        transfer[position + 1] = None
+    return transfer[0]

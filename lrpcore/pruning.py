@@ -58,7 +58,7 @@ from typing import Any, Iterable, Literal
 
 from .backend import clip_min, get_namespace, to_numpy
 from .layers import Layer, LinearLayer
-from .rules import Rule
+from .rules import Rule, WinnerTakesAll, Zero
 
 __all__ = ["Pruning", "explain_pruned", "prune", "threshold", "gini", "sparsity_gain_proportion", "pruning_summary",
            "PruneResult"]
@@ -332,6 +332,8 @@ class Pruning:
             return result.relevance, info
         xp = get_namespace(a)
         a_hat = xp.where(result.kept, a, xp.zeros_like(a))
+        if isinstance(rule, WinnerTakesAll):    # routes by position, blind to â: use its LRP-0 form
+            rule = Zero(stabilizer="vanilla", maxpool=rule.maxpool)
         return rule.relevance(layer, a_hat, relevance_upper), info
 
 

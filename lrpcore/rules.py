@@ -43,6 +43,7 @@ __all__ = [
     "Flat",
     "WSquare",
     "ZBox",
+    "WinnerTakesAll",
     "Pass",
 ]
 
@@ -142,6 +143,23 @@ class Rule:
     def describe(self) -> str:
         """Short label such as ``Gamma(γ=0.25)`` for tables."""
         return self.name
+
+    def applies_to(self, layer: Layer) -> bool:
+        """Whether this rule can redistribute relevance through ``layer`` (the rules here: linear layers)."""
+        return isinstance(layer, LinearLayer)
+
+    @property
+    def per_sample(self) -> bool:
+        """True when the rule treats every sample on its own, so that cutting a batch into parts cannot
+        change its result (the engine then may run the parts on several threads).
+
+        The rules of this module are, except with a batch-wide stabilizer (``quadratic_mean_batch``)
+        or a custom one; a rule defined elsewhere is not known to be unless it says so.
+        """
+        from . import stabilizers
+
+        return (type(self).__module__ == __name__
+                and self.stabilizer in (stabilizers.vanilla, stabilizers.zennit, stabilizers.quadratic_mean))
 
     def __repr__(self) -> str:
         return f"{self.describe()} [stabilizer={self.stabilizer_name}, ε={self.epsilon:g}]"
@@ -280,12 +298,15 @@ def _optional(bias: Any | None, use_bias: bool, transform) -> Any | None:
 
 
 class Epsilon(Rule):
-    """LRP-ε (Bach et al. 2015; Montavon et al. 2019, eq. 10.2):
+    """LRP-ε (Bach et al. 2015; Montavon et al. 2019, section 10.2.1):
 
-        R_j = Σ_k a_j w_jk / (ε + Σ_j a_j w_jk + b_k) · R_k
+        R_j = Σ_k a_j w_jk / (z_k + ε) · R_k,   z_k = Σ_j a_j w_jk + b_k
 
-    The bias and ε absorb relevance; a larger ε absorbs more and keeps only the
-    salient explanation factors. With ε = 0 it is LRP-0.
+    The chapter writes the denominator as ε + z_k. lrpcore applies ε through the rule's stabilizer,
+    by default zennit's z_k + sign(z_k)·ε (ε = +ε where z_k = 0), which moves every denominator away
+    from zero; ``stabilizer="vanilla"`` gives the chapter's z_k + ε exactly (see
+    :mod:`lrpcore.stabilizers`). The two agree wherever z_k > 0. The bias and ε absorb relevance; a
+    larger ε absorbs more and keeps only the salient explanation factors. With ε = 0 it is LRP-0.
     """
 
     name = "Epsilon"
@@ -317,7 +338,7 @@ class Zero(Epsilon):
 
 
 class Gamma(Rule):
-    """LRP-γ (Montavon et al. 2019, eq. 10.3): favour positive contributions.
+    """LRP-γ (Montavon et al. 2019, section 10.2.1): favour positive contributions.
 
         R_j = Σ_k (z_jk + γ z⁺_jk) / Σ_j (z_jk + γ z⁺_jk) · R_k,   z_jk = a_j w_jk
 
@@ -380,7 +401,7 @@ class Gamma(Rule):
 
 
 class AlphaBeta(Rule):
-    """LRP-αβ (Bach et al. 2015; Montavon et al. 2019, eq. 10.A): positive and negative contributions apart.
+    """LRP-αβ (Bach et al. 2015; Montavon et al. 2019, appendix 10.A): positive and negative contributions apart.
 
         R_j = Σ_k ( α z⁺_jk / Σ_j z⁺_jk − β z⁻_jk / Σ_j z⁻_jk ) · R_k,   α − β = 1
 
@@ -472,7 +493,7 @@ class WSquare(Rule):
 
 
 class ZBox(Rule):
-    """z^B rule for bounded inputs l ≤ x ≤ h (Montavon et al. 2017; 2019, eq. 10.A):
+    """z^B rule for bounded inputs l ≤ x ≤ h (Montavon et al. 2017; 2019, section 10.3.2 and appendix 10.A):
 
         R_i = Σ_j (x_i w_ij − l_i w⁺_ij − h_i w⁻_ij) / Σ_i (x_i w_ij − l_i w⁺_ij − h_i w⁻_ij) · R_j
 
@@ -528,6 +549,48 @@ class ZBox(Rule):
         low, high = self._bound(self.low, a), self._bound(self.high, a)
         return [Branch([Term(a, weight), Term(low, -clip_min(weight)), Term(high, -clip_max(weight))])]
 
+    @property
+    def per_sample(self) -> bool:
+        """Per sample only where the bounds are the same for every sample (scalars or a batch axis of 1)."""
+        return super().per_sample and all(
+            isinstance(bound, (int, float)) or getattr(bound, "ndim", 0) == 0 or bound.shape[0] == 1
+            for bound in (self.low, self.high))
+
+
+class WinnerTakesAll(Rule):
+    """Max pooling's rule: each window's relevance goes to the window's maximum.
+
+        R_j = Σ_k δ_jk R_k,   δ_jk = 1 where a_j is the maximum of window k (0 elsewhere)
+
+    Montavon et al. 2019 (section 10.3.2) treat a max-pooling neuron as its winning input; the LRP
+    Toolbox (ties split equally) and zennit (the gradient: everything to the first maximum) do the
+    same. Written in the four steps, the input becomes 1 and the weights the selection weights δ of
+    :meth:`~lrpcore.layers.MaxPool2d.relevance_weight`: z_k = Σ_j δ_jk = 1, s = R, c = δᵀ s, R_j = c_j.
+    Unlike LRP-0 on the same weights (R_j = a_j δ_jk / Σ_j a_j δ_jk · R_k), relevance reaching a window
+    whose maximum is 0 still goes to that maximum, so the rule conserves relevance exactly, always.
+
+    ``ties``: ``"split"`` (equal shares among the maxima of a window, the Toolbox) or ``"first"`` (all to
+    the first maximum in row-major window order, zennit and autograd).
+    """
+
+    name = "WinnerTakesAll"
+
+    def __init__(self, ties: str = "split"):
+        if ties not in ("split", "first"):
+            raise ValueError(f"WinnerTakesAll ties must be 'split' or 'first', got {ties!r}")
+        super().__init__(stabilizer="vanilla", epsilon=0.0, maxpool="winner" if ties == "split" else "winner_first")
+        self.ties = ties
+
+    def describe(self) -> str:
+        return f"WinnerTakesAll({self.ties})"
+
+    def applies_to(self, layer: Layer) -> bool:
+        return isinstance(layer, LinearLayer) and getattr(layer, "selects", False)
+
+    def branches(self, layer, a, weight, bias):
+        xp = get_namespace(a)
+        return [Branch([Term(xp.ones_like(a), weight)])]
+
 
 class Pass(Rule):
     """Relevance passes unchanged: R_lower = R_upper (reshaped to the input's shape).
@@ -547,6 +610,13 @@ class Pass(Rule):
 
     def branches(self, layer, a, weight, bias):  # pragma: no cover - Pass overrides relevance()
         raise TypeError("Pass has no terms; it forwards relevance unchanged")
+
+    def applies_to(self, layer: Layer) -> bool:
+        return True
+
+    @property
+    def per_sample(self) -> bool:
+        return True
 
     def describe(self) -> str:
         return "Pass"

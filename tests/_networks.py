@@ -45,3 +45,36 @@ def sequence_network(seed: int = 0, bias: bool = True):
               Flatten(), Dense(rng.normal(size=(8, 25)) * 0.5, maybe(8)), ReLU(),
               Dense(rng.normal(size=(3, 8)), maybe(3))]
     return lrpcore.Sequential(layers, lrpcore.ModelMetadata(input_shape=(4, 20), class_names=("a", "b", "c")))
+
+
+def residual_network(seed: int = 0, bias: bool = True, dtype=np.float64):
+    """A small graph with a residual block (Add, a fan-out), an average pool and a two-branch Concat."""
+    from lrpcore import Graph, ModelMetadata
+    from lrpcore.layers import Add, AvgPool2d, Concat, Conv2d, Dense, Flatten, MaxPool2d, ReLU
+
+    rng = np.random.default_rng(seed)
+
+    def weight(*shape, scale=0.4):
+        return (rng.normal(size=shape) * scale).astype(dtype)
+
+    def maybe(size):
+        return (rng.normal(size=size) * 0.1).astype(dtype) if bias else np.zeros(size, dtype)
+
+    nodes = [
+        ("stem", Conv2d(weight(4, 3, 3, 3), maybe(4), padding=1), "input"),
+        ("stem.relu", ReLU(), "stem"),
+        ("block.conv1", Conv2d(weight(4, 4, 3, 3), maybe(4), padding=1), "stem.relu"),
+        ("block.relu1", ReLU(), "block.conv1"),
+        ("block.conv2", Conv2d(weight(4, 4, 3, 3), maybe(4), padding=1), "block.relu1"),
+        ("block.add", Add(), ("block.conv2", "stem.relu")),
+        ("block.relu2", ReLU(), "block.add"),
+        ("pool", MaxPool2d(2), "block.relu2"),
+        ("branch_a", Conv2d(weight(2, 4, 1, 1), maybe(2)), "pool"),
+        ("branch_b", Conv2d(weight(3, 4, 3, 3), maybe(3), padding=1), "pool"),
+        ("cat", Concat(axis=1), ("branch_a", "branch_b")),
+        ("cat.relu", ReLU(), "cat"),
+        ("avg", AvgPool2d(2), "cat.relu"),
+        ("flatten", Flatten(), "avg"),
+        ("fc", Dense(weight(3, 5 * 2 * 2), maybe(3)), "flatten"),
+    ]
+    return Graph(nodes, ModelMetadata(input_shape=(3, 8, 8), name="residual_network"))

@@ -8,7 +8,7 @@ from lrpcore import Composite, CompositeError, ModelMetadata, Sequential
 from lrpcore.composites import (cmp, decreasing_gamma, epsilon_alpha2_beta1_flat, epsilon_gamma_box,
                                 epsilon_plus_flat, get_composite, tutorial)
 from lrpcore.layers import AvgPool2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU
-from lrpcore.rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, Zero, ZBox, ZPlus
+from lrpcore.rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, WinnerTakesAll, Zero, ZBox, ZPlus
 
 from _networks import relu_network
 
@@ -51,14 +51,27 @@ def test_tutorial_preset_follows_thesis_table_2_4_on_vgg16():
                                                                                                  Dropout)))
 
 
+#: Thesis Table 2.3 (Decreasing-γ on VGG-16): z^B on layer 0, γ = 0.5 on layers 2–10, 0.25 on 11–17,
+#: 0.1 on 18–24 and 0 on 25–31; the thesis' experiment code starts the first span at 1 (a ReLU) and runs
+#: the last from 25 to the end, so the dense layers 32, 35 and 38 get γ = 0 as well.
+THESIS_TABLE_2_3 = {(2, 10): 0.5, (11, 17): 0.25, (18, 24): 0.1, (25, 31): 0.0, (32, 38): 0.0}
+
+
 def test_decreasing_gamma_preset_follows_thesis_table_2_3_on_vgg16():
     model = vgg16_layout()
     rules = decreasing_gamma().rules(model)
-    expected = {range(1, 10): 0.5, range(10, 17): 0.25, range(17, 24): 0.1, range(24, 31): 0.0}
-    for span, gamma in expected.items():
-        for index in span:
-            if isinstance(model.layers[index], (Conv2d, MaxPool2d)):
-                assert isinstance(rules[index], Gamma) and rules[index].gamma == gamma, index
+    assert isinstance(rules[0], ZBox)
+    checked = 0
+    for (first, last), gamma in THESIS_TABLE_2_3.items():
+        for index in range(first, last + 1):
+            if isinstance(model.layers[index], (Conv2d, MaxPool2d, Dense)):
+                assert isinstance(rules[index], Gamma) and rules[index].gamma == gamma, (index, rules[index])
+                checked += 1
+            else:
+                assert isinstance(rules[index], Pass), index
+    assert checked == 12 + 5 + 3                      # every conv after the first, every pool, every dense
+    # the convolutions at the span borders: 10 is the last of the γ = 0.5 group, 17 and 24 start no group
+    assert [rules[i].gamma for i in (10, 12, 17, 19, 24, 26)] == [0.5, 0.25, 0.25, 0.1, 0.1, 0.0]
 
 
 def test_epsilon_gamma_box_puts_zbox_on_the_first_conv_and_gamma_on_the_rest():
@@ -66,7 +79,7 @@ def test_epsilon_gamma_box_puts_zbox_on_the_first_conv_and_gamma_on_the_rest():
     rules = epsilon_gamma_box(low=-1, high=1).rules(model)
     assert isinstance(rules[0], ZBox) and isinstance(rules[3], Gamma) and rules[3].symmetric
     assert isinstance(rules[7], Epsilon) and isinstance(rules[9], Epsilon)
-    assert isinstance(rules[2], Zero) and rules[2].maxpool == "winner_first"
+    assert isinstance(rules[2], WinnerTakesAll) and rules[2].ties == "first"   # zennit: the gradient
     assert isinstance(rules[5], Epsilon)                       # AvgPool2d: parameter-free ε (zennit's Norm)
 
 
@@ -99,7 +112,7 @@ def test_resolution_order_index_beats_assign_beats_first_beats_type_beats_defaul
     assert isinstance(rules[5], Epsilon) and rules[5].epsilon == 0.7   # assign
     assert isinstance(rules[0], Gamma)                 # first (first Dense/Conv2d)
     assert isinstance(rules[7], ZPlus)                 # by_index range beats by_type
-    assert isinstance(rules[2], Epsilon) and rules[2].epsilon == 0.9   # MaxPool2d: default
+    assert isinstance(rules[2], WinnerTakesAll)        # MaxPool2d: the structural rule, not the default
     assert isinstance(rules[1], Pass)                  # non-linear layers: Pass
 
 

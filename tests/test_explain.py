@@ -91,10 +91,10 @@ def test_logprob_ratio_with_two_classes_is_the_logit_difference():
 
 
 def test_stabilizer_argument_overrides_every_rule(model, batch):
-    plain = explain(model, batch, composite=uniform(Epsilon(0.3, stabilizer="vanilla")))
-    overridden = explain(model, batch, composite=uniform(Epsilon(0.3, stabilizer="vanilla")),
+    plain = explain(model, batch, composite=uniform(Epsilon(0.3, stabilizer="vanilla"), structural={}))
+    overridden = explain(model, batch, composite=uniform(Epsilon(0.3, stabilizer="vanilla"), structural={}),
                          stabilizer="quadratic_mean")
-    reference = explain(model, batch, composite=uniform(Epsilon(0.3, stabilizer="quadratic_mean")))
+    reference = explain(model, batch, composite=uniform(Epsilon(0.3, stabilizer="quadratic_mean"), structural={}))
     np.testing.assert_allclose(overridden.relevance, reference.relevance, rtol=1e-12)
     assert not np.allclose(plain.relevance, overridden.relevance)
 

@@ -88,17 +88,17 @@ def test_batch_wide_stabilizers_trace_and_foreign_rules_keep_the_serial_pass(spl
     assert calls
 
 
-def test_separable_names_what_may_be_split():
-    assert _parallel.separable(Gamma(0.25, symmetric=True))
-    assert _parallel.separable(ZBox(-1.0, 1.0)) and _parallel.separable(ZBox(np.zeros((1, 3, 1, 1)), 1.0))
-    assert not _parallel.separable(ZBox(np.zeros((2, 3, 1, 1)), 1.0))
-    assert not _parallel.separable(Epsilon(0.1, stabilizer="quadratic_mean_batch"))
-    assert not _parallel.separable(Epsilon(0.1, stabilizer=lambda z, eps: z + eps))
+def test_per_sample_names_what_may_be_split():
+    assert Gamma(0.25, symmetric=True).per_sample
+    assert ZBox(-1.0, 1.0).per_sample and ZBox(np.zeros((1, 3, 1, 1)), 1.0).per_sample
+    assert not ZBox(np.zeros((2, 3, 1, 1)), 1.0).per_sample
+    assert not Epsilon(0.1, stabilizer="quadratic_mean_batch").per_sample
+    assert not Epsilon(0.1, stabilizer=lambda z, eps: z + eps).per_sample
 
     class Custom(Rule):
         pass
 
-    assert not _parallel.separable(Custom())
+    assert not Custom().per_sample
 
 
 def test_split_forward_reports_shape_errors_like_the_serial_forward(split_calls):

@@ -82,10 +82,16 @@ def test_canonize_folds_batchnorm_exactly_in_float64():
     np.testing.assert_allclose(folded.forward(x), expected, rtol=1e-10, atol=1e-10 * np.abs(expected).max())
 
 
-def test_canonize_refuses_a_batchnorm_it_cannot_fold():
-    model = Sequential([BatchNorm2d(np.zeros(3), np.ones(3)), Conv2d(np.ones((2, 3, 1, 1)))])
-    with pytest.raises(lrpcore.LRPError, match=r"cannot fold layer 0 \(BatchNorm2d"):
-        canonize(model)
+def test_canonize_keeps_a_batchnorm_it_cannot_fold_and_says_so():
+    from lrpcore.canonize import UnfoldedBatchNormWarning
+
+    norm = BatchNorm2d(np.zeros(3), np.full(3, 4.0))
+    model = Sequential([norm, Conv2d(np.ones((2, 3, 1, 1)))], ModelMetadata(input_shape=(3, 2, 2)))
+    with pytest.warns(UnfoldedBatchNormWarning, match=r"cannot fold layer 0 \(BatchNorm2d"):
+        folded = canonize(model)
+    assert isinstance(folded, Sequential) and folded.layers[0] is norm and len(folded) == 2
+    x = np.random.default_rng(0).normal(size=(2, 3, 2, 2))
+    np.testing.assert_allclose(folded.forward(x), model.forward(x), rtol=1e-12)
 
 
 def test_explain_warns_about_unfolded_batchnorm():

@@ -134,6 +134,9 @@ class LinearLayer(Layer):
     """
 
     is_linear = True
+    #: True for layers that select inputs (max pooling): their weights are 0/1 selections of a window's
+    #: maximum, so relevance can be routed to the winners (:class:`~lrpcore.rules.WinnerTakesAll`).
+    selects: bool = False
 
     def forward(self, x: Any) -> Any:
         return self.linear_forward(x, self.relevance_weight(x), self.relevance_bias())

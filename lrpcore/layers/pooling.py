@@ -100,6 +100,8 @@ class MaxPool2d(_Pool2d):
     Padding uses -inf, as PyTorch does, so padded positions never win.
     """
 
+    selects = True
+
     def forward(self, x: Any) -> Any:
         self._check(x)
         xp = get_namespace(x)
@@ -203,6 +205,8 @@ class MaxPool1d(_Pool1d):
     ``"sum"`` treats the window as sum pooling (relevance in proportion to the activations).
     Padding is −inf, so padded positions never win.
     """
+
+    selects = True
 
     def forward(self, x: Any) -> Any:
         self._check(x)
