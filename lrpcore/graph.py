@@ -218,6 +218,12 @@ class Graph:
         return Graph([Node(node.name, layer, node.inputs) for node, layer in zip(self.nodes, layers)],
                      dataclasses.replace(self.metadata), self.input_name)
 
+    def with_metadata(self, **changes: Any) -> "Graph":
+        """The same model (layers shared) with metadata fields replaced, e.g. ``with_metadata(name="net")``."""
+        model = self.with_layers(self.layers)
+        model.metadata = dataclasses.replace(self.metadata, **changes)
+        return model
+
     def rebuilt(self, nodes: Sequence[Node]) -> "Graph":
         """A model of the same kind from new ``nodes`` (model surgery such as :func:`lrpcore.canonize`)."""
         return Graph(nodes, dataclasses.replace(self.metadata), self.input_name)

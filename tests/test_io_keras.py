@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from lrpcore.errors import ModelFormatError
+import lrpcore  # noqa: E402
 from lrpcore.io import load_keras
 from lrpcore.layers import BatchNorm1d, BatchNorm2d, Conv2d, Dense, Flatten, MaxPool2d
 
@@ -158,7 +159,7 @@ def test_batch_norm_between_flatten_and_dense_is_permuted_to_lrpcore_order(keras
     np.testing.assert_allclose(converted.forward(x.transpose(0, 3, 1, 2)), model.predict(x, verbose=0), **TOLERANCE)
 
 
-def test_functional_chain_model_converts_and_branching_model_is_refused(keras, tmp_path):
+def test_functional_chain_model_converts_to_a_sequential(keras, tmp_path):
     from keras import layers
 
     inputs = keras.Input((8, 8, 1))
@@ -167,14 +168,65 @@ def test_functional_chain_model_converts_and_branching_model_is_refused(keras, t
     chain = keras.Model(inputs, outputs)
     chain.save(tmp_path / "chain.keras")
     x = np.random.default_rng(6).normal(size=(2, 8, 8, 1)).astype(np.float32)
-    np.testing.assert_allclose(load_keras(tmp_path / "chain.keras").forward(x.transpose(0, 3, 1, 2)),
-                               chain.predict(x, verbose=0), **TOLERANCE)
+    converted = load_keras(tmp_path / "chain.keras")
+    assert isinstance(converted, lrpcore.Sequential)
+    np.testing.assert_allclose(converted.forward(x.transpose(0, 3, 1, 2)), chain.predict(x, verbose=0), **TOLERANCE)
 
-    residual = layers.Add(name="skip")([inputs, layers.Conv2D(1, 3, padding="same")(inputs)])
-    branching = keras.Model(inputs, layers.Dense(2)(layers.Flatten()(residual)))
-    branching.save(tmp_path / "branching.keras")
-    with pytest.raises(ModelFormatError, match=r"branching\.keras: Keras layer \d 'skip' takes its input from"):
-        load_keras(tmp_path / "branching.keras")
+
+def _residual_functional(keras, seed: int):
+    """A functional model with a residual Add, a channel Concatenate and a flat Concatenate after Flatten."""
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((8, 8, 3))
+    stem = layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inputs)
+    branch = layers.Conv2D(4, 3, padding="same", name="branch")(stem)
+    branch = layers.BatchNormalization(name="bn")(branch)
+    summed = layers.ReLU(name="after_add")(layers.Add(name="skip")([branch, stem]))
+    joined = layers.Concatenate(name="channels")([summed, layers.Conv2D(2, 1, name="side")(stem)])
+    pooled = layers.MaxPooling2D(2, name="pool")(joined)
+    flat = layers.Flatten(name="flat")(pooled)
+    wide = layers.Concatenate(name="features")([flat, layers.Flatten(name="flat_in")(layers.AveragePooling2D(
+        4, name="coarse")(inputs))])
+    outputs = layers.Dense(3, activation="softmax", name="out")(wide)
+    model = keras.Model(inputs, outputs)
+    _randomise(model, seed)
+    return model
+
+
+@pytest.mark.parametrize("suffix", ["h5", "keras"])
+def test_functional_graph_with_add_and_concatenate_matches_keras_predict(keras, tmp_path, suffix):
+    model = _residual_functional(keras, seed=11)
+    model.save(tmp_path / f"residual.{suffix}")
+    converted = load_keras(tmp_path / f"residual.{suffix}")
+    assert isinstance(converted, lrpcore.Graph) and not converted.is_chain
+    assert converted.node("skip").inputs == ("bn", "stem/relu")
+    assert converted.node("channels").layer.axis == 1 and converted.node("features").layer.axis == 1
+    x = np.random.default_rng(12).normal(size=(3, 8, 8, 3)).astype(np.float32)
+    logits = converted.forward(x.transpose(0, 3, 1, 2))
+    probabilities = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities /= probabilities.sum(axis=1, keepdims=True)          # the dropped final softmax
+    np.testing.assert_allclose(probabilities, model.predict(x, verbose=0), **TOLERANCE)
+    folded = lrpcore.canonize(converted)
+    assert "bn" not in folded.names and folded.node("skip").inputs == ("branch", "stem/relu")
+    explanation = lrpcore.explain(folded, x.transpose(0, 3, 1, 2), composite="epsilon_plus")
+    assert np.isfinite(explanation.relevance).all()
+
+
+def test_functional_models_that_share_layers_or_have_two_outputs_are_refused(keras, tmp_path):
+    from keras import layers
+
+    inputs = keras.Input((4,))
+    shared = layers.Dense(4, name="shared")
+    twice = keras.Model(inputs, layers.Dense(2)(shared(shared(inputs))))
+    twice.save(tmp_path / "twice.keras")
+    with pytest.raises(ModelFormatError, match=r"twice\.keras: Keras layer \d 'shared' \(Dense\) is called 2 times"):
+        load_keras(tmp_path / "twice.keras")
+    hidden = layers.Dense(3)(inputs)
+    two = keras.Model(inputs, [layers.Dense(2)(hidden), layers.Dense(1)(hidden)])
+    two.save(tmp_path / "two.keras")
+    with pytest.raises(ModelFormatError, match="one input and one output"):
+        load_keras(tmp_path / "two.keras")
 
 
 @pytest.mark.parametrize("layer, message", [

@@ -7,12 +7,11 @@ PyTorch state dicts through :func:`lrpcore.io.torch.state_dict_to_model` with an
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 from typing import Any
 
 from ..errors import ModelFormatError
-from ..model import Sequential
+from ..graph import Graph
 
 
 def torch_architectures() -> list[str]:
@@ -25,7 +24,7 @@ def torch_architectures() -> list[str]:
 
 
 def read_model(path: str, config: str | None = None, arch: str | None = None,
-               input_shape: tuple[int, ...] | None = None, input_size: int | None = None) -> tuple[Sequential, str]:
+               input_shape: tuple[int, ...] | None = None, input_size: int | None = None) -> tuple[Graph, str]:
     """(model, kind) for the file at ``path``; ``kind`` is "lrpcore", "keras" or "torch"."""
     from ..io import load, load_keras
     from ..io.detect import detect_format
@@ -51,7 +50,7 @@ def read_model(path: str, config: str | None = None, arch: str | None = None,
         raise ModelFormatError(f"{path}: PyTorch conversion is not available: {error}") from None
     model = state_dict_to_model(path, arch, input_size=input_size)
     description = f"{model.metadata.description}; converted from PyTorch state dict {os.path.basename(path)}"
-    return Sequential(model.layers, dataclasses.replace(model.metadata, description=description.lstrip("; "))), kind
+    return model.with_metadata(description=description.lstrip("; ")), kind
 
 
 def add_source_arguments(parser: argparse.ArgumentParser) -> None:

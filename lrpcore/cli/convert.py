@@ -10,12 +10,11 @@ and renamed, so an interrupted run leaves no partial file.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 from typing import Any
 
 from ..errors import ModelFormatError
-from ..model import Sequential
+from ..graph import Graph
 from ._models import add_source_arguments, read_model, source_options
 
 
@@ -62,7 +61,7 @@ def _class_names(value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(","))
 
 
-def apply_metadata_options(model: Sequential, args: argparse.Namespace) -> Sequential:
+def apply_metadata_options(model: Graph, args: argparse.Namespace) -> Graph:
     """``model`` with the metadata and dtype the command line asks for."""
     changes: dict[str, Any] = {}
     if args.name is not None:
@@ -76,7 +75,7 @@ def apply_metadata_options(model: Sequential, args: argparse.Namespace) -> Seque
     if args.class_names is not None:
         changes["class_names"] = _class_names(args.class_names)
     if changes:
-        model = Sequential(model.layers, dataclasses.replace(model.metadata, **changes))
+        model = model.with_metadata(**changes)
     if args.dtype is not None and model.dtype is not None and str(model.dtype) != args.dtype:
         model = model.astype(args.dtype)
     return model

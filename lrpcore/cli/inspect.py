@@ -14,7 +14,7 @@ from typing import Any
 import numpy
 
 from ..backend import to_numpy
-from ..model import Sequential
+from ..graph import Graph
 from ._models import add_source_arguments, read_model, source_options
 
 DEFAULT_COMPOSITE = "epsilon_gamma_box"
@@ -49,7 +49,7 @@ def _numbers(values: Any) -> str:
     return "(" + ", ".join(f"{value:.6g}" for value in flat) + ")"
 
 
-def describe_metadata(model: Sequential) -> str:
+def describe_metadata(model: Graph) -> str:
     """The metadata block of the report."""
     metadata = model.metadata
     low, high = metadata.value_range

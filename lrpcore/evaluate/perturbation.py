@@ -23,7 +23,8 @@ import numpy as np
 
 from ..backend import to_backend, to_numpy
 from ..errors import DTypeError, InputValueError, ShapeError
-from ..model import ModelMetadata, Sequential
+from ..graph import Graph
+from ..metadata import ModelMetadata
 from .curve import PerturbationCurve
 from .inpaint import TeleaSource, inpaint_telea
 from .patches import PatchGrid, image_seed, patch_order, reduce_channels
@@ -46,7 +47,7 @@ class _ModelRunner:
         self.model = model
         self.calls = 0
         self.seconds = 0.0
-        if isinstance(model, Sequential):
+        if isinstance(model, Graph):
             self.metadata = model.metadata
             self.namespace = model.namespace()
             name = str(getattr(model.dtype, "name", model.dtype))
@@ -57,7 +58,7 @@ class _ModelRunner:
             self.namespace = None
             self.dtype = np.float64 if str(getattr(model, "dtype", "")).endswith("float64") else np.float32
         else:
-            raise TypeError(f"model must be an lrpcore.Sequential or a callable, got {type(model).__name__}")
+            raise TypeError(f"model must be an lrpcore.Graph/Sequential or a callable, got {type(model).__name__}")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         start = time.perf_counter()
@@ -116,7 +117,7 @@ def _check_value_range(value_range: Any) -> tuple[float, float]:
 
 
 def _check_inputs(model: Any, x: Any) -> np.ndarray:
-    if isinstance(model, Sequential):
+    if isinstance(model, Graph):
         model.prepare_input(x)  # shape, dtype and NaN checks with the model's own messages
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise DTypeError(f"x must be an array, got {type(x).__name__}")

@@ -1,9 +1,13 @@
-"""Keras sequential conv nets → :class:`~lrpcore.Sequential`, from the files alone (Keras is not imported).
+"""Keras models → lrpcore models, from the files alone (Keras is not imported).
 
+Sequential models become a :class:`~lrpcore.Sequential`; functional models become a
+:class:`~lrpcore.Graph` whose nodes are named after the Keras layers (an activation folded into a
+layer gets its own node, ``conv1/relu``), or a Sequential where their layers form one chain.
 Supported layers: InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten,
-BatchNormalization, ReLU (layer, ``Activation("relu")`` or ``activation="relu"``), Dropout;
-a final softmax (activation, ``Activation`` or ``Softmax`` layer) is dropped because LRP
-explains the logits. Anything else is refused with an error naming the layer.
+BatchNormalization, ReLU (layer, ``Activation("relu")`` or ``activation="relu"``), Dropout, and
+the joins ``Add`` (residual connections) and ``Concatenate``; a final softmax (activation,
+``Activation`` or ``Softmax`` layer) is dropped because LRP explains the logits. Anything else is
+refused with an error naming the layer.
 
 Two layout differences are converted exactly:
 
@@ -31,8 +35,11 @@ from typing import Any, Mapping
 import numpy
 
 from ..errors import ModelFormatError
-from ..layers import AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d, ReLU
-from ..model import ModelMetadata, Sequential
+from ..graph import INPUT, Graph, GraphError, Node
+from ..layers import (Add, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv2d, Dense, Dropout, Flatten, Layer,
+                      MaxPool2d, ReLU)
+from ..metadata import ModelMetadata
+from ..model import Sequential
 from .keras_weights import KerasFile, parse_config, snake_case
 from .validate import check_model
 
@@ -45,7 +52,7 @@ _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexErr
 #: Keras class names this converter understands (aliases of older Keras versions included).
 SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D", "MaxPool2D",
                     "AveragePooling2D", "AvgPool2D", "Flatten", "BatchNormalization", "ReLU", "Activation",
-                    "Softmax", "Dropout")
+                    "Softmax", "Dropout", "Add", "Concatenate")
 
 
 @dataclasses.dataclass
@@ -54,6 +61,7 @@ class _LayerSpec:
     class_name: str
     config: dict
     path_name: str        # Keras 3 group name when the file does not record names
+    inbound: list[str] = dataclasses.field(default_factory=list)   # names of the layers it reads
 
     @property
     def name(self) -> str:
@@ -68,9 +76,10 @@ class _Converter:
     """Walks the Keras layers in order, tracking the per-sample shape in Keras' layout."""
 
     def __init__(self, source: KerasFile, specs: list[_LayerSpec], input_shape: tuple[int, ...] | None,
-                 data_format: str):
+                 data_format: str, output_layer: str | None = None):
         self.source = source
         self.specs = specs
+        self.output_layer = output_layer
         self.shape = input_shape          # Keras layout, no batch axis
         self.data_format = data_format
         self.permutation: numpy.ndarray | None = None   # lrpcore feature i = Keras feature permutation[i]
@@ -285,42 +294,127 @@ class _Converter:
                                   "threshold=0)")
         self.layers.append(ReLU())
 
-    def convert(self) -> list[Layer]:
-        last = max((spec.index for spec in self.specs if spec.class_name != "InputLayer"), default=-1)
+    def layer(self, spec: _LayerSpec, is_last: bool) -> None:
+        """Append the lrpcore layers of one single-input Keras layer to ``self.layers``, updating the shape."""
+        kind = spec.class_name
+        if kind in ("Conv2D", "Convolution2D"):
+            self.conv2d(spec, is_last)
+        elif kind == "Dense":
+            self.dense(spec, is_last)
+        elif kind in ("MaxPooling2D", "MaxPool2D"):
+            self.pooling(spec, MaxPool2d)
+        elif kind in ("AveragePooling2D", "AvgPool2D"):
+            self.pooling(spec, AvgPool2d)
+        elif kind == "Flatten":
+            self.flatten(spec)
+        elif kind == "BatchNormalization":
+            self.batch_norm(spec)
+        elif kind == "ReLU":
+            self.relu(spec)
+        elif kind == "Activation":
+            self.weights(spec, [])
+            self.activation(spec, spec.config.get("activation"), is_last)
+        elif kind == "Softmax":
+            self.weights(spec, [])
+            self.activation(spec, "softmax", is_last)
+        elif kind == "Dropout":
+            self.weights(spec, [])
+            self.layers.append(Dropout(float(spec.config.get("rate", 0.5))))
+        else:
+            raise self.fail(spec, f"layer type {kind!r} is not supported; supported: "
+                                  f"{', '.join(SUPPORTED_LAYERS)}")
+
+    # --- graphs ------------------------------------------------------------------------------------
+    def merge(self, spec: _LayerSpec, sources: list["_Tensor"]) -> tuple[Layer, "_Tensor"]:
+        """The Add or Concat node of a Keras ``Add``/``Concatenate`` layer, and the tensor it produces."""
+        self.weights(spec, [])
+        if len(sources) < 2:
+            raise self.fail(spec, f"needs at least two inputs, got {len(sources)}")
+        shapes = [source.shape for source in sources]
+        if any(shape is None for shape in shapes):
+            raise self.fail(spec, "the input shape is unknown; pass input_shape=")
+        flattened = [source.permutation is not None for source in sources]
+        if spec.class_name == "Add":
+            if len(set(shapes)) != 1:
+                raise self.fail(spec, f"adds tensors of different shapes {shapes}")
+            if any(flattened) and not all(numpy.array_equal(sources[0].permutation, other.permutation)
+                                          for other in sources[1:]):
+                raise self.fail(spec, "adds flattened features in different orders")
+            return Add(), _Tensor("", shapes[0], sources[0].permutation)
+        rank = len(shapes[0])
+        axis = spec.config.get("axis", -1)
+        if not isinstance(axis, int) or any(len(shape) != rank for shape in shapes) or not -rank - 1 <= axis <= rank:
+            raise self.fail(spec, f"axis {axis!r} does not fit inputs of shapes {shapes}")
+        axis = axis % (rank + 1)
+        if axis == 0:
+            raise self.fail(spec, "concatenates along the batch axis")
+        keras_axis = axis - 1
+        if any(shape[:keras_axis] + shape[keras_axis + 1:] != shapes[0][:keras_axis] + shapes[0][keras_axis + 1:]
+               for shape in shapes):
+            raise self.fail(spec, f"inputs of shapes {shapes} differ outside axis {axis}")
+        shape = shapes[0][:keras_axis] + (sum(s[keras_axis] for s in shapes),) + shapes[0][keras_axis + 1:]
+        lrp_axis = axis
+        if rank == 3 and self.data_format == "channels_last":
+            lrp_axis = {3: 1, 1: 2, 2: 3}[axis]          # (H, W, C) in Keras is (C, H, W) in lrpcore
+        permutation = None
+        if rank == 1 and any(flattened):
+            parts, offset = [], 0
+            for source, size in zip(sources, (s[0] for s in shapes)):
+                order = source.permutation if source.permutation is not None else numpy.arange(size)
+                parts.append(order + offset)
+                offset += size
+            permutation = numpy.concatenate(parts)
+        return Concat(lrp_axis), _Tensor("", shape, permutation)
+
+    def convert(self) -> tuple[list[Node], str]:
+        """The lrpcore nodes of the Keras layers (each layer's inputs followed as recorded) and the output."""
+        tensors: dict[str, _Tensor] = {_INPUT: _Tensor(INPUT, self.shape, None)}
+        nodes: list[Node] = []
+        output = self.output_layer or (self.specs[-1].name if self.specs else None)
         for spec in self.specs:
-            is_last = spec.index == last
-            kind = spec.class_name
-            if kind == "InputLayer":
+            if spec.class_name == "InputLayer":
+                tensors[spec.name] = tensors[_INPUT]
                 continue
-            if kind in ("Conv2D", "Convolution2D"):
-                self.conv2d(spec, is_last)
-            elif kind == "Dense":
-                self.dense(spec, is_last)
-            elif kind in ("MaxPooling2D", "MaxPool2D"):
-                self.pooling(spec, MaxPool2d)
-            elif kind in ("AveragePooling2D", "AvgPool2D"):
-                self.pooling(spec, AvgPool2d)
-            elif kind == "Flatten":
-                self.flatten(spec)
-            elif kind == "BatchNormalization":
-                self.batch_norm(spec)
-            elif kind == "ReLU":
-                self.relu(spec)
-            elif kind == "Activation":
-                self.weights(spec, [])
-                self.activation(spec, spec.config.get("activation"), is_last)
-            elif kind == "Softmax":
-                self.weights(spec, [])
-                self.activation(spec, "softmax", is_last)
-            elif kind == "Dropout":
-                self.weights(spec, [])
-                self.layers.append(Dropout(float(spec.config.get("rate", 0.5))))
-            else:
-                raise self.fail(spec, f"layer type {kind!r} is not supported; supported: "
-                                      f"{', '.join(SUPPORTED_LAYERS)}")
-        if not self.layers:
+            missing = [name for name in spec.inbound if name not in tensors]
+            if missing:
+                raise self.fail(spec, f"reads {missing}, which no earlier layer produces")
+            sources = [tensors[name] for name in spec.inbound]
+            node_name = spec.name if spec.name != INPUT else f"{INPUT}_"
+            if spec.class_name in _MERGE_LAYERS:
+                layer, tensor = self.merge(spec, sources)
+                nodes.append(Node(node_name, layer, tuple(source.name for source in sources)))
+                tensors[spec.name] = dataclasses.replace(tensor, name=node_name)
+                continue
+            if len(sources) != 1:
+                raise self.fail(spec, f"takes {len(sources)} inputs; only Add and Concatenate join tensors")
+            self.shape, self.permutation, self.layers = sources[0].shape, sources[0].permutation, []
+            self.layer(spec, spec.name == output)
+            previous = sources[0].name
+            for index, layer in enumerate(self.layers):
+                name = node_name if index == 0 else f"{node_name}/{type(layer).__name__.lower()}"
+                nodes.append(Node(name, layer, (previous,)))
+                previous = name
+            tensors[spec.name] = _Tensor(previous, self.shape, self.permutation)
+        if not nodes:
             raise ModelFormatError(f"{self.source.path}: the Keras model has no layers to convert")
-        return self.layers
+        if output not in tensors:
+            raise ModelFormatError(f"{self.source.path}: the model's output layer {output!r} is not among its layers")
+        return nodes, tensors[output].name
+
+
+#: The name the converter gives the model input before any InputLayer is seen.
+_INPUT = "\0input"
+#: Keras layers that join tensors.
+_MERGE_LAYERS = ("Add", "Concatenate")
+
+
+@dataclasses.dataclass
+class _Tensor:
+    """A Keras layer's output: the lrpcore activation holding it, its Keras-layout shape, its feature order."""
+
+    name: str
+    shape: tuple[int, ...] | None
+    permutation: numpy.ndarray | None
 
 
 def _pair(value: Any) -> tuple:
@@ -350,13 +444,18 @@ def _inbound_names(nodes: Any) -> list[str]:
     return names
 
 
-def _layer_specs(config: dict, source: str) -> tuple[str, list[_LayerSpec]]:
-    """(model name, layer list) of a Sequential or chain-shaped functional model config."""
+def _layer_specs(config: dict, source: str) -> tuple[str, list[_LayerSpec], str | None]:
+    """(model name, layer list with each layer's inputs, output layer name) of a Sequential or functional config.
+
+    A Sequential model's layers read the layer before them; a functional model's read what their
+    ``inbound_nodes`` name. A layer used more than once (shared weights), several model inputs or
+    several outputs are refused.
+    """
     class_name = config.get("class_name")
     body = config.get("config", {})
     if class_name not in ("Sequential", "Functional", "Model"):
         raise ModelFormatError(f"{source}: model class {class_name!r} is not supported; expected a Sequential "
-                               "model (or a functional model whose layers form one chain)")
+                               "or functional model")
     layers = body if isinstance(body, list) else body.get("layers") if isinstance(body, dict) else None
     if not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
         raise ModelFormatError(f"{source}: the model config has no list of layers")
@@ -376,15 +475,34 @@ def _layer_specs(config: dict, source: str) -> tuple[str, list[_LayerSpec]]:
         path_name = base if count == 0 else f"{base}_{count}"
         if layer_class == "InputLayer":
             counters[base] -= 1
-        specs.append(_LayerSpec(index, layer_class, layer_config, path_name))
-        if class_name != "Sequential" and index > 0:
-            inbound = _inbound_names(layer.get("inbound_nodes", []))
-            previous = specs[index - 1].name
-            if inbound != [previous]:
-                raise ModelFormatError(f"{source}: Keras layer {index} {specs[-1].name!r} takes its input from "
-                                       f"{inbound}, not from the layer before it ({previous!r}); only models whose "
-                                       "layers form one chain convert")
-    return str(name), specs
+        spec = _LayerSpec(index, layer_class, layer_config, path_name)
+        if class_name == "Sequential":
+            previous = [other for other in specs if other.class_name != "InputLayer"]
+            spec.inbound = [previous[-1].name] if previous else [_INPUT]
+        elif layer_class != "InputLayer":
+            nodes = layer.get("inbound_nodes", [])
+            if isinstance(nodes, list) and len(nodes) > 1:
+                raise ModelFormatError(f"{source}: {spec.where} is called {len(nodes)} times (shared weights); "
+                                       "only layers used once convert")
+            spec.inbound = _inbound_names(nodes)
+        specs.append(spec)
+    output = None
+    if class_name != "Sequential" and isinstance(body, dict):
+        inputs, outputs = _endpoints(body.get("input_layers")), _endpoints(body.get("output_layers"))
+        if len(inputs) > 1 or len(outputs) > 1:
+            raise ModelFormatError(f"{source}: the model has inputs {inputs} and outputs {outputs}; lrpcore models "
+                                   "have one input and one output")
+        output = outputs[0] if outputs else None
+    return str(name), specs, output
+
+
+def _endpoints(value: Any) -> list[str]:
+    """Layer names of a functional config's ``input_layers``/``output_layers`` (["x", 0, 0] or a list of those)."""
+    if isinstance(value, list) and len(value) >= 1 and isinstance(value[0], str):
+        return [value[0]]
+    if isinstance(value, list):
+        return [name for item in value for name in _endpoints(item)]
+    return []
 
 
 def _input_shape(specs: list[_LayerSpec]) -> tuple[int, ...] | None:
@@ -401,8 +519,8 @@ def _input_shape(specs: list[_LayerSpec]) -> tuple[int, ...] | None:
 
 def load_keras(path: str | os.PathLike, config: Any = None, input_shape: tuple[int, ...] | None = None,
                metadata: Mapping[str, Any] | None = None, dtype: str | None = None,
-               backend: Any = "numpy") -> Sequential:
-    """Read a Keras sequential conv net from its HDF5 weights into an lrpcore model taking NCHW inputs.
+               backend: Any = "numpy") -> Graph:
+    """Read a Keras model (Sequential or functional) from its HDF5 weights into an lrpcore model taking NCHW inputs.
 
     ``path``: a legacy ``.h5`` (full model or weights only), a Keras 3 ``.weights.h5``, or a ``.keras``
     archive. ``config``: the architecture (``model.to_json()`` as a string, dict, or a ``.json``/``.keras``
@@ -416,20 +534,26 @@ def load_keras(path: str | os.PathLike, config: Any = None, input_shape: tuple[i
         raise ValueError(f"dtype must be None, 'float32' or 'float64', got {dtype!r}")
     path = os.fspath(path)
     try:
-        layers, name, shape, data_format, notes = _read(path, config, input_shape)
+        nodes, name, shape, data_format, notes = _read(path, config, input_shape)
     except (ModelFormatError, FileNotFoundError):
         raise
     except _READ_ERRORS as error:  # h5py, json or zip failures on damaged files, malformed configs
         raise ModelFormatError(f"{path}: damaged Keras file or malformed model config ({type(error).__name__}: "
                                f"{error})") from None
-    layers = _common_dtype(layers, dtype)
+    nodes = [Node(node.name, layer, node.inputs)
+             for node, layer in zip(nodes, _common_dtype([node.layer for node in nodes], dtype))]
     metadata_fields = dict(metadata or {})
     metadata_fields.setdefault("name", name)
     metadata_fields.setdefault("description", "; ".join(notes))
     model_shape = None
     if shape is not None:
         model_shape = (shape[2], shape[0], shape[1]) if len(shape) == 3 and data_format == "channels_last" else shape
-    model = Sequential(layers, ModelMetadata(input_shape=model_shape, **metadata_fields))
+    try:
+        model = Graph(nodes, ModelMetadata(input_shape=model_shape, **metadata_fields))
+    except GraphError as error:
+        raise ModelFormatError(f"{path}: the Keras layers do not form one network: {error}") from None
+    if model.is_chain:
+        model = Sequential(model.layers, model.metadata)
     check_model(model, path)
     if backend != "numpy":
         model = model.to(backend)
@@ -437,8 +561,8 @@ def load_keras(path: str | os.PathLike, config: Any = None, input_shape: tuple[i
 
 
 def _read(path: str, config: Any, input_shape: tuple[int, ...] | None
-          ) -> tuple[list[Layer], str, tuple[int, ...] | None, str, list[str]]:
-    """(layers, model name, Keras input shape, data format, notes) of the Keras file at ``path``."""
+          ) -> tuple[list[Node], str, tuple[int, ...] | None, str, list[str]]:
+    """(nodes, model name, Keras input shape, data format, notes) of the Keras file at ``path``."""
     if path.lower().endswith(".keras") and os.path.isfile(path) and not zipfile.is_zipfile(path):
         raise ModelFormatError(f"{path}: a .keras file must be a zip archive; this one is not (truncated?)")
     with KerasFile(path) as source:
@@ -446,17 +570,19 @@ def _read(path: str, config: Any, input_shape: tuple[int, ...] | None
         if architecture is None:
             raise ModelFormatError(f"{path}: this {source.kind} file holds weights only; pass the architecture "
                                    "as config= (model.to_json(), or a .keras file) or --config on the command line")
-        name, specs = _layer_specs(architecture, path)
+        name, specs, output = _layer_specs(architecture, path)
         formats = {spec.config.get("data_format") for spec in specs} - {None}
         data_format = formats.pop() if len(formats) == 1 else "channels_last"
         shape = tuple(int(v) for v in input_shape) if input_shape is not None else _input_shape(specs)
         if shape is None:
             shape = _build_input_shape(architecture)
-        converter = _Converter(source, specs, shape, data_format)
-        layers = converter.convert()
+        converter = _Converter(source, specs, shape, data_format, output)
+        nodes, final = converter.convert()
+        if nodes[-1].name != final:
+            raise ModelFormatError(f"{path}: the model's output {final!r} is not the last layer it computes")
         notes = [f"converted from Keras file {os.path.basename(path)} ({source.kind}); inputs are NCHW "
                  "(transpose Keras NHWC arrays with x.transpose(0, 3, 1, 2))"] + converter.notes
-    return layers, name, shape, data_format, notes
+    return nodes, name, shape, data_format, notes
 
 
 def _build_input_shape(architecture: dict) -> tuple[int, ...] | None:

@@ -1,11 +1,12 @@
-"""PyTorch bridge: convert ``torch.nn`` networks and state dicts to :class:`lrpcore.Sequential`, and back.
+"""PyTorch bridge: convert ``torch.nn`` networks and state dicts to lrpcore models, and back.
 
-``from_torch(module)`` walks an ``nn.Sequential`` (nested Sequentials are flattened in
-order) or a torchvision-style VGG (``features`` → ``avgpool`` → flatten → ``classifier``,
-the order of torchvision's ``VGG.forward``) and copies every parameter into the matching
-lrpcore layer. Only modules whose inference-time function lrpcore reproduces exactly are
-accepted; anything else raises :class:`~lrpcore.errors.ModelFormatError` naming the module's
-path (``features.3``) and type, never a silently different network.
+``from_torch(module)`` traces the network's ``forward`` with ``torch.fx`` (symbolic tracing, part of
+PyTorch: no tracer is written here) and turns every traced operation into an lrpcore node: module
+calls through one converter per module type, residual sums into ``Add``, ``torch.cat`` into
+``Concat``, flattening into ``Flatten``. Every parameter is copied into the matching lrpcore layer.
+Only operations whose inference-time function lrpcore reproduces exactly are accepted; anything else
+raises :class:`~lrpcore.errors.ModelFormatError` naming the operation and its place (the module path
+``features.3``, or the traced node and what it reads), never a silently different network.
 
 ``AdaptiveAvgPool2d`` depends on the size of its input, so it needs ``input_shape``: where
 its output size equals its input size it is the identity and is left out (torchvision's
@@ -15,31 +16,37 @@ which replicates values) are refused.
 
 ``state_dict_to_model(state_dict, arch)`` rebuilds a known architecture (see
 :data:`lrpcore.models.vgg.ARCHITECTURES`) from a ``torch.save``d state dict, without
-torchvision. ``to_torch(model)`` builds the ``nn.Sequential`` twin of an lrpcore model; the
-reference tests and benchmarks use it to run zennit and autograd on the same weights.
+torchvision. ``to_torch(model)`` builds the torch twin of an lrpcore model (an ``nn.Sequential``
+for a chain, a small module running the nodes in order for a graph); the reference tests and
+benchmarks use it to run zennit and autograd on the same weights.
 
 PyTorch is an optional dependency (``pip install lrpcore[torch]``); it is imported only
 when one of these functions is called.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy
 
 from ..backend import to_numpy
-from ..errors import ModelFormatError
-from ..layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d,
-                      ReLU)
-from ..model import ModelMetadata, Sequential
+from ..errors import LRPError, ModelFormatError
+from ..graph import Graph, Node
+from ..layers import (Add, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv2d, Dense, Dropout, Flatten, Layer,
+                      MaxPool2d, ReLU)
+from ..metadata import ModelMetadata
+from ..model import Sequential
 
 __all__ = ["from_torch", "to_torch", "state_dict_to_model", "load_state_dict"]
 
-_SUPPORTED = ("Linear, Conv2d (groups=1, dilation=1, zero padding), ReLU, MaxPool2d, AvgPool2d, Flatten, "
+_SUPPORTED = ("x + y / torch.add (Add), torch.cat (Concat), torch.flatten(x, 1) and x.view(x.size(0), -1) (Flatten), "
+              "F.relu / torch.relu, and the modules Linear, Conv2d (groups=1, dilation=1, zero padding), ReLU, "
+              "MaxPool2d, AvgPool2d, Flatten, "
               "BatchNorm1d/2d, Dropout, Identity, AdaptiveAvgPool2d (identity or exact average pool), "
-              "nested Sequential, torchvision-style VGG")
+              "nested in any module whose forward torch.fx can trace (nn.Sequential, VGG, ResNet blocks)")
 
 
 def _import_torch() -> Any:
@@ -67,36 +74,6 @@ def _unsupported(path: str, module: Any, why: str = "") -> ModelFormatError:
     detail = f": {why}" if why else ""
     return ModelFormatError(f"cannot convert module '{path or '<root>'}' ({type(module).__module__}."
                             f"{type(module).__name__}){detail}. Supported: {_SUPPORTED}")
-
-
-# --- walking the module tree --------------------------------------------------------------------
-_FLATTEN_MARKER = object()
-
-
-def _leaves(module: Any, path: str, nn: Any) -> Iterator[tuple[str, Any]]:
-    """(path, module) of every leaf in forward order; VGG-style models get a flatten marker."""
-    if isinstance(module, nn.Sequential):
-        for name, child in module.named_children():
-            yield from _leaves(child, f"{path}.{name}" if path else name, nn)
-        return
-    children = dict(module.named_children())
-    if children and "features" in children and "classifier" in children:
-        unexpected = sorted(set(children) - {"features", "avgpool", "classifier"})
-        if unexpected:
-            raise _unsupported(path, module, f"a VGG-style model may only have features, avgpool and classifier "
-                                             f"children; found also {unexpected}, whose place in forward() "
-                                             "is unknown")
-        prefix = f"{path}." if path else ""
-        yield from _leaves(children["features"], f"{prefix}features", nn)
-        if "avgpool" in children:
-            yield from _leaves(children["avgpool"], f"{prefix}avgpool", nn)
-        yield f"{prefix}flatten", _FLATTEN_MARKER
-        yield from _leaves(children["classifier"], f"{prefix}classifier", nn)
-        return
-    if children:
-        raise _unsupported(path, module, "containers other than nn.Sequential (and torchvision-style VGG) "
-                                         "have a forward() lrpcore cannot read; rebuild it as nn.Sequential")
-    yield path, module
 
 
 # --- one module → one lrpcore layer -------------------------------------------------------------
@@ -170,8 +147,6 @@ def _convert_batchnorm(path: str, module: Any, dtype: Any, nn: Any) -> Layer:
 
 def _convert(path: str, module: Any, dtype: Any, shape: tuple[int, ...] | None, nn: Any) -> Layer | None:
     """The lrpcore layer computing what ``module`` computes at inference, or None for the identity."""
-    if module is _FLATTEN_MARKER:
-        return Flatten()
     if isinstance(module, nn.Linear):
         bias = _array(module.bias, dtype) if module.bias is not None else None
         return Dense(_array(module.weight, dtype), bias)
@@ -226,21 +201,26 @@ def _dtype(dtype: Any) -> Any:
 
 
 def from_torch(module: Any, input_shape: tuple[int, ...] | None = None, metadata: ModelMetadata | None = None,
-               dtype: str | None = None) -> Sequential:
-    """Convert a PyTorch network to an :class:`lrpcore.Sequential` computing the same function at inference.
+               dtype: str | None = None) -> Graph:
+    """Convert a PyTorch network to an lrpcore model computing the same function at inference.
 
-    ``module``: an ``nn.Sequential`` of Linear, Conv2d, ReLU, MaxPool2d, AvgPool2d, Flatten,
-    BatchNorm1d/2d, Dropout, Identity and AdaptiveAvgPool2d modules (nested Sequentials are
-    flattened in order; Identity and identity-sized adaptive pools are left out), or a
-    torchvision-style VGG with ``features``, ``avgpool`` and ``classifier`` (a Flatten is
-    inserted after ``avgpool``, as ``VGG.forward`` does). Parameters are copied (float32 stays
-    float32 unless ``dtype`` says otherwise). Dropout and BatchNorm are converted in their
-    inference form whatever ``module.training`` says (a warning is given if it is True).
+    The network's ``forward`` is traced with ``torch.fx`` (symbolic tracing, part of PyTorch), so
+    ``nn.Sequential`` stacks, torchvision-style VGGs and ResNets and any module whose forward is a
+    fixed graph of supported operations convert: module calls (Linear, Conv2d, ReLU, pooling,
+    BatchNorm, Dropout, Flatten, Identity, AdaptiveAvgPool2d, ...), ``x + y`` / ``torch.add`` (an
+    ``Add`` node), ``torch.cat`` (``Concat``), ``torch.flatten(x, 1)`` / ``x.view(x.size(0), -1)``
+    (``Flatten``) and ``F.relu`` / ``torch.relu``. A network that forms one chain becomes a
+    :class:`~lrpcore.Sequential` (layer indices as in the chain; identities left out), any other a
+    :class:`~lrpcore.Graph` whose nodes are named after the module paths (``layer1.0.conv1``; a module
+    called twice gets ``_1``, ``_2``...) and the traced functions (``add``, ``cat``...). Parameters are
+    copied (float32 stays float32 unless ``dtype`` says otherwise). Dropout and BatchNorm are converted
+    in their inference form whatever ``module.training`` says (a warning is given if it is True).
 
-    ``input_shape``: one sample's shape, (C, H, W) or (F,); needed for AdaptiveAvgPool2d and
-    stored in the metadata. ``metadata`` defaults to ``ModelMetadata(input_shape, name=<class name>)``.
-    Raises :class:`~lrpcore.errors.ModelFormatError` naming the module path and type of the
-    first module that cannot be converted exactly.
+    ``input_shape``: one sample's shape, (C, H, W) or (F,); needed for AdaptiveAvgPool2d and stored in
+    the metadata. ``metadata`` defaults to ``ModelMetadata(input_shape, name=<class name>)``. Raises
+    :class:`~lrpcore.errors.ModelFormatError` naming the operation and its place in the graph (the
+    module path, or the traced node and what it reads) for the first thing that cannot be converted
+    exactly, and when ``forward`` cannot be traced.
     """
     torch = _import_torch()
     nn = torch.nn
@@ -252,24 +232,199 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None, metadata
         warnings.warn("the torch module is in training mode; Dropout and BatchNorm are converted in their "
                       "inference form (call module.eval() to compare outputs)", stacklevel=2)
     shape = tuple(int(size) for size in input_shape) if input_shape is not None else None
-    layers: list[Layer] = []
-    for path, leaf in _leaves(module, "", nn):
-        layer = _convert(path, leaf, target, shape, nn)
-        if layer is None:
-            continue
-        if shape is not None:
-            shape = _next_shape(path, leaf, layer, shape)
-        layers.append(layer)
-    if not layers:
-        raise ModelFormatError(f"{type(module).__name__} contains no layers to convert")
+    nodes = _FxConverter(module, target, shape, torch).convert()
     if metadata is None:
         metadata = ModelMetadata(input_shape=tuple(input_shape) if input_shape is not None else None,
                                  name=type(module).__name__)
     elif metadata.input_shape is None and input_shape is not None:
-        import dataclasses
-
         metadata = dataclasses.replace(metadata, input_shape=tuple(input_shape))
-    return Sequential(layers, metadata)
+    graph = Graph(nodes, metadata)
+    return Sequential(graph.layers, metadata) if graph.is_chain else graph
+
+
+class _FxConverter:
+    """Walks the nodes of a ``torch.fx`` trace, turning each into an lrpcore node (or an alias of its input)."""
+
+    def __init__(self, module: Any, dtype: Any, input_shape: tuple[int, ...] | None, torch: Any):
+        self.module = module
+        self.dtype = dtype
+        self.torch = torch
+        self.nn = torch.nn
+        self.input_shape = input_shape
+        self.nodes: list[Node] = []
+        self.source: dict[str, str] = {}          # fx node name → lrpcore activation name
+        self.shapes: dict[str, tuple[int, ...] | None] = {}
+        self.sizes: dict[str, str] = {}           # fx nodes holding x.size() ("all") or x.size(0) ("batch")
+        self.used: dict[str, int] = {}
+
+    def trace(self) -> Any:
+        import torch.fx
+
+        try:
+            return torch.fx.symbolic_trace(self.module)
+        except Exception as error:      # fx raises TraceError, TypeError, NotImplementedError, ...
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            raise ModelFormatError(f"cannot trace {type(self.module).__name__}.forward with torch.fx "
+                                   f"({type(error).__name__}: {first}); lrpcore converts networks whose forward "
+                                   "is a fixed graph of supported operations, without data-dependent "
+                                   f"control flow. Supported: {_SUPPORTED}") from None
+
+    def fail(self, node: Any, why: str) -> ModelFormatError:
+        reads = [argument.name for argument in node.all_input_nodes]
+        return ModelFormatError(f"cannot convert {_describe_fx(node)} at traced node {node.name!r} (reading "
+                                f"{reads}): {why}. Supported: {_SUPPORTED}")
+
+    def unique(self, name: str) -> str:
+        count = self.used.get(name, 0)
+        self.used[name] = count + 1
+        return name if count == 0 else f"{name}_{count}"
+
+    def tensor_input(self, node: Any, argument: Any) -> str:
+        """The lrpcore activation an fx argument refers to; an error for constants and non-tensors."""
+        import torch.fx
+
+        if not isinstance(argument, torch.fx.Node):
+            raise self.fail(node, f"an argument is the constant {argument!r}, not a tensor of the network")
+        if argument.name not in self.source:
+            raise self.fail(node, f"it reads {argument.name!r}, which is not a tensor lrpcore computes")
+        return self.source[argument.name]
+
+    def add(self, node: Any, name: str, layer: Layer | None, inputs: list[str], module: Any = None) -> None:
+        """Record ``layer`` reading ``inputs`` as the value of fx ``node`` (``layer=None``: an alias)."""
+        if layer is None:
+            self.source[node.name] = inputs[0]
+            self.shapes[inputs[0]] = self.shapes.get(inputs[0])
+            return
+        shapes = [self.shapes.get(item) for item in inputs]
+        shape = None
+        if all(item is not None for item in shapes):
+            if module is not None and len(shapes) == 1:
+                shape = _next_shape(name, module, layer, shapes[0])
+            else:
+                try:
+                    shape = tuple(layer.output_shape(layer.combined_shape(shapes)))
+                except LRPError as error:
+                    raise self.fail(node, str(error)) from None
+        lrp_name = self.unique(name)
+        self.nodes.append(Node(lrp_name, layer, tuple(inputs)))
+        self.source[node.name] = lrp_name
+        self.shapes[lrp_name] = shape
+
+    def convert(self) -> list[Node]:
+        traced = self.trace()
+        output = None
+        for node in traced.graph.nodes:
+            if node.op == "placeholder":
+                if "input" in self.source.values():
+                    raise self.fail(node, "the network takes more than one input; lrpcore models take one")
+                self.source[node.name] = "input"
+                self.shapes["input"] = self.input_shape
+            elif node.op == "call_module":
+                self.call_module(traced, node)
+            elif node.op == "call_function":
+                self.call_function(node)
+            elif node.op == "call_method":
+                self.call_method(node)
+            elif node.op == "output":
+                output = node.args[0]
+            else:       # get_attr: a parameter or buffer used directly in forward
+                raise self.fail(node, f"forward reads the attribute {node.target!r} directly")
+        import torch.fx
+
+        if not isinstance(output, torch.fx.Node) or output.name not in self.source:
+            raise ModelFormatError(f"{type(self.module).__name__}.forward must return one tensor, got {output!r}")
+        if self.source[output.name] == "input" or not self.nodes:
+            raise ModelFormatError(f"{type(self.module).__name__} contains no layers to convert")
+        final = self.source[output.name]
+        if self.nodes[-1].name != final:
+            raise ModelFormatError(f"{type(self.module).__name__}.forward returns {final!r}, which is not the last "
+                                   "operation it computes; lrpcore graphs end in their output")
+        return self.nodes
+
+    def call_module(self, traced: Any, node: Any) -> None:
+        if len(node.args) != 1 or node.kwargs:
+            raise self.fail(node, "the module is called with more than one argument")
+        source = self.tensor_input(node, node.args[0])
+        module = traced.get_submodule(node.target)
+        layer = _convert(node.target, module, self.dtype, self.shapes.get(source), self.nn)
+        self.add(node, node.target, layer, [source], module)
+
+    def call_function(self, node: Any) -> None:
+        import operator
+
+        torch, functional = self.torch, self.torch.nn.functional
+        function, args, kwargs = node.target, node.args, dict(node.kwargs)
+        if function in (operator.add, operator.iadd, torch.add):
+            if kwargs.get("alpha", 1) != 1 or len(args) != 2:
+                raise self.fail(node, "only the sum of two tensors converts (no alpha)")
+            self.add(node, "add", Add(), [self.tensor_input(node, args[0]), self.tensor_input(node, args[1])])
+        elif function in (torch.cat, torch.concat):
+            tensors = args[0]
+            dim = args[1] if len(args) > 1 else kwargs.get("dim", 0)
+            if not isinstance(tensors, (list, tuple)) or len(tensors) < 2:
+                raise self.fail(node, "torch.cat needs a list of at least two tensors")
+            if not isinstance(dim, int) or dim == 0:
+                raise self.fail(node, f"dim={dim!r}; only a non-batch axis (dim ≥ 1) converts")
+            inputs = [self.tensor_input(node, item) for item in tensors]
+            rank = self.shapes.get(inputs[0])
+            axis = dim if dim > 0 else (len(rank) + 1 + dim if rank is not None else None)
+            if axis is None or axis < 1:
+                raise self.fail(node, f"dim={dim} cannot be resolved without input_shape; pass a positive dim")
+            self.add(node, "cat", Concat(axis), inputs)
+        elif function is torch.flatten:
+            start = args[1] if len(args) > 1 else kwargs.get("start_dim", 0)
+            end = args[2] if len(args) > 2 else kwargs.get("end_dim", -1)
+            if start != 1 or end != -1:
+                raise self.fail(node, f"start_dim={start}, end_dim={end}; only torch.flatten(x, 1) converts")
+            self.add(node, "flatten", Flatten(), [self.tensor_input(node, args[0])])
+        elif function in (torch.relu, functional.relu):
+            self.add(node, "relu", ReLU(), [self.tensor_input(node, args[0])])
+        elif function is operator.getitem and self.sizes.get(getattr(args[0], "name", None)) == "all" \
+                and args[1] == 0:
+            self.sizes[node.name] = "batch"
+        else:
+            raise self.fail(node, "this function has no lrpcore counterpart")
+
+    def call_method(self, node: Any) -> None:
+        method, args = node.target, node.args
+        if method == "size" and args[1:] in ((0,), ()) and not node.kwargs:
+            self.sizes[node.name] = "batch" if args[1:] == (0,) else "all"
+            return
+        if method in ("relu", "relu_"):
+            self.add(node, "relu", ReLU(), [self.tensor_input(node, args[0])])
+        elif method in ("add", "add_"):
+            if len(args) != 2 or node.kwargs:
+                raise self.fail(node, "only the sum of two tensors converts (no alpha)")
+            self.add(node, "add", Add(), [self.tensor_input(node, args[0]), self.tensor_input(node, args[1])])
+        elif method == "flatten":
+            start = args[1] if len(args) > 1 else node.kwargs.get("start_dim", 0)
+            end = args[2] if len(args) > 2 else node.kwargs.get("end_dim", -1)
+            if start != 1 or end != -1:
+                raise self.fail(node, f"start_dim={start}, end_dim={end}; only x.flatten(1) converts")
+            self.add(node, "flatten", Flatten(), [self.tensor_input(node, args[0])])
+        elif method in ("view", "reshape"):
+            sizes = args[1:] if len(args) > 2 else (args[1] if len(args) == 2 else ())
+            sizes = tuple(sizes) if isinstance(sizes, (list, tuple)) else (sizes,)
+            batch = sizes[0] if sizes else None
+            is_batch = batch == -1 or self.sizes.get(getattr(batch, "name", None)) == "batch"
+            if len(sizes) != 2 or sizes[1] != -1 or not is_batch:
+                raise self.fail(node, f"{method}{tuple(getattr(item, 'name', item) for item in sizes)}; only "
+                                      f"x.{method}(x.size(0), -1) (a flatten) converts")
+            self.add(node, "flatten", Flatten(), [self.tensor_input(node, args[0])])
+        elif method == "contiguous":
+            self.add(node, "contiguous", None, [self.tensor_input(node, args[0])])
+        else:
+            raise self.fail(node, "this tensor method has no lrpcore counterpart")
+
+
+def _describe_fx(node: Any) -> str:
+    if node.op == "call_module":
+        return f"module '{node.target}'"
+    if node.op == "call_method":
+        return f"tensor method .{node.target}()"
+    target = node.target
+    module = getattr(target, "__module__", "") or ""
+    return f"function {module + '.' if module else ''}{getattr(target, '__name__', repr(target))}"
 
 
 # --- lrpcore → torch ----------------------------------------------------------------------------
@@ -280,8 +435,10 @@ def _tensor(array: Any, torch: Any, copy: bool) -> Any:
     return torch.from_numpy(host)
 
 
-def to_torch(model: Sequential, copy: bool = True) -> Any:
-    """The ``nn.Sequential`` twin of ``model`` (same layers, same weights, same dtype), in eval mode.
+def to_torch(model: Graph, copy: bool = True) -> Any:
+    """The torch twin of ``model`` (same layers, same weights, same dtype), in eval mode: an
+    ``nn.Sequential`` for a chain, for a graph a module that runs the nodes in order (``Add`` as a
+    sum, ``Concat`` as ``torch.cat``), its layers in ``.layers`` under their node names.
 
     With ``copy=False`` the torch parameters share memory with the model's NumPy arrays
     (a benchmark can then hold one copy of VGG-16's weights). Raises
@@ -289,6 +446,8 @@ def to_torch(model: Sequential, copy: bool = True) -> Any:
     """
     torch = _import_torch()
     nn = torch.nn
+    if not model.is_chain:
+        return _graph_to_torch(model, copy, torch)
     modules = []
     for index, layer in enumerate(model.layers):
         if isinstance(layer, Dense):
@@ -325,6 +484,47 @@ def to_torch(model: Sequential, copy: bool = True) -> Any:
                     setattr(module, name, value)
         modules.append(module)
     return nn.Sequential(*modules).eval()
+
+
+def _graph_to_torch(model: Graph, copy: bool, torch: Any) -> Any:
+    """A torch module computing ``model``'s graph: each node's layer converted as a one-layer chain."""
+    from ..layers import Identity
+
+    class TorchGraph(torch.nn.Module):
+        """The nodes of an lrpcore graph run in topological order."""
+
+        def __init__(self, graph: Graph):
+            super().__init__()
+            self.plan = [(node.name, type(node.layer).__name__, node.inputs, getattr(node.layer, "axis", None))
+                         for node in graph.nodes]
+            self.layers = torch.nn.ModuleDict()
+            for node in graph.nodes:
+                if not isinstance(node.layer, (Add, Concat, Identity)):
+                    self.layers[_module_key(node.name)] = to_torch(Sequential([node.layer]), copy)[0]
+
+        def forward(self, x: Any) -> Any:
+            values = {model.input_name: x}
+            for name, kind, inputs, axis in self.plan:
+                arguments = [values[item] for item in inputs]
+                if kind == "Add":
+                    result = arguments[0]
+                    for other in arguments[1:]:
+                        result = result + other
+                elif kind == "Concat":
+                    result = torch.cat(arguments, dim=axis)
+                elif kind == "Identity":
+                    result = arguments[0]
+                else:
+                    result = self.layers[_module_key(name)](arguments[0])
+                values[name] = result
+            return values[self.plan[-1][0]]
+
+    return TorchGraph(model).eval()
+
+
+def _module_key(name: str) -> str:
+    """A ModuleDict key for a node name (dots are not allowed there)."""
+    return name.replace(".", "__")
 
 
 # --- state dicts --------------------------------------------------------------------------------

@@ -15,14 +15,15 @@ import numpy
 
 from ..backend import to_numpy
 from ..errors import LRPError, ModelFormatError
-from ..model import ModelMetadata, Sequential
+from ..graph import Graph
+from ..metadata import ModelMetadata
 
 __all__ = ["check_model", "check_metadata", "check_parameters"]
 
 FLOAT_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
 
-def check_parameters(model: Sequential, source: str) -> numpy.dtype | None:
+def check_parameters(model: Graph, source: str) -> numpy.dtype | None:
     """All parameter arrays are float32 or float64, one dtype for the whole model, and finite.
 
     Returns that dtype (None for a model without parameters).
@@ -31,7 +32,7 @@ def check_parameters(model: Sequential, source: str) -> numpy.dtype | None:
     for index, layer in enumerate(model.layers):
         for name, value in layer.parameters().items():
             host = to_numpy(value)
-            where = f"{source}: layer {index} ({layer.describe()}) {name}"
+            where = f"{source}: {model.where(index)} {name}"
             if host.dtype not in FLOAT_DTYPES:
                 raise ModelFormatError(f"{where} has dtype {host.dtype}; expected float32 or float64")
             if model_dtype is None:
@@ -72,13 +73,13 @@ def check_metadata(metadata: ModelMetadata, source: str) -> None:
         raise ModelFormatError(f"{source}: name and description must be strings")
 
 
-def check_model(model: Sequential, source: str) -> numpy.dtype | None:
+def check_model(model: Graph, source: str) -> numpy.dtype | None:
     """Parameters, metadata and layer shapes agree; raises ``ModelFormatError`` naming what does not.
 
     Returns the model's dtype (None for a model without parameters).
     """
-    if not isinstance(model, Sequential):
-        raise TypeError(f"expected an lrpcore.Sequential, got {type(model).__name__}")
+    if not isinstance(model, Graph):
+        raise TypeError(f"expected an lrpcore.Graph or Sequential, got {type(model).__name__}")
     model_dtype = check_parameters(model, source)
     metadata = model.metadata
     check_metadata(metadata, source)
@@ -94,7 +95,7 @@ def check_model(model: Sequential, source: str) -> numpy.dtype | None:
                                f"{error}") from None
     for index, (layer, activation) in enumerate(zip(model.layers, activations[1:])):
         if not bool(numpy.all(numpy.isfinite(to_numpy(activation)))):
-            raise ModelFormatError(f"{source}: layer {index} ({layer.describe()}) gives NaN or inf for a zero "
+            raise ModelFormatError(f"{source}: {model.where(index)} gives NaN or inf for a zero "
                                    "input (a BatchNorm with running_var + eps ≤ 0?)")
     output = activations[-1]
     out_shape = tuple(int(size) for size in output.shape[1:])

@@ -39,7 +39,7 @@ from ..evaluate.curve import trapezoid_area
 from ..evaluate.patches import PatchGrid, image_seed, patch_order, reduce_channels
 from ..evaluate.perturbation import MODES, SORTS, _check_value_range, _perturbed_steps
 from ..evaluate.schedules import schedule_counts
-from ..model import Sequential
+from ..graph import Graph
 
 __all__ = ["FlipSettings", "FlipResult", "flip_many"]
 
@@ -128,7 +128,7 @@ class _Scorer:
         batch, rest = stacked[:size], stacked[size:]
         self.pending = [rest] if len(rest) else []
         self.pending_count = len(rest)
-        if isinstance(self.model, Sequential):
+        if isinstance(self.model, Graph):
             xp = self.model.namespace()
             inputs = batch if getattr(xp, "__name__", "").endswith("numpy") else to_backend(batch, xp)
             outputs = np.asarray(to_numpy(self.model.forward(inputs)))

@@ -28,7 +28,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..errors import InputValueError, ShapeError
 from ..explain import explain
-from ..model import Sequential
+from ..graph import Graph
 from .executors import run_tasks
 from .flipping import FlipSettings, flip_many
 from .presets import SweepPreset, get_preset
@@ -57,9 +57,9 @@ def _check_params(params: Mapping[str, Sequence[float]]) -> dict[str, tuple[floa
     return checked
 
 
-def _check_images(model: Sequential, images: Any) -> np.ndarray:
-    if not isinstance(model, Sequential):
-        raise TypeError(f"model must be an lrpcore.Sequential, got {type(model).__name__}")
+def _check_images(model: Graph, images: Any) -> np.ndarray:
+    if not isinstance(model, Graph):
+        raise TypeError(f"model must be an lrpcore.Graph or Sequential, got {type(model).__name__}")
     model.prepare_input(images)  # the model's own shape/dtype/NaN messages
     host = np.asarray(to_numpy(images))
     if host.ndim != 4:
@@ -78,7 +78,7 @@ def _factory_name(factory: Callable[..., Any]) -> str:
 def run_task(payload: dict[str, Any], task: tuple[tuple[int, ...], tuple[int, int]]) -> list[list[Any]]:
     """Rows of one task: configurations ``task[0]`` × image positions ``range(*task[1])``."""
     config_indices, (start, stop) = task
-    model: Sequential = payload["model"]
+    model: Graph = payload["model"]
     settings: FlipSettings = payload["settings"]
     images = payload["images"][start:stop]
     image_ids = payload["image_ids"][start:stop]
@@ -124,7 +124,7 @@ def _tasks(configs: int, images: int, config_block: int, image_block: int,
     return tasks
 
 
-def grid(model: Sequential, images: Any, targets: Any = None, *,
+def grid(model: Graph, images: Any, targets: Any = None, *,
          composite: Callable[..., Any] | SweepPreset | str,
          params: Mapping[str, Sequence[float]] | None = None,
          evaluation: FlipSettings | Mapping[str, Any] | None = None,
