@@ -9,7 +9,7 @@ Where zennit's definitions differ from lrpcore's defaults, lrpcore's matching op
 set explicitly here:
 
 - max pooling: zennit leaves it to the gradient (all relevance to the first maximum of
-  each window) → lrpcore ``maxpool="winner_first"``;
+  each window) → lrpcore ``WinnerTakesAll("first")`` (the presets' structural rule);
 - Gamma: zennit chooses the favoured sign by the sign of z_k → ``Gamma(symmetric=True)``;
 - WSquare: zennit adds b² to the denominator → ``WSquare(use_bias=True)``;
 - stabilizer: zennit's z + ((z = 0) + sign z)·ε → lrpcore's ``"zennit"`` stabilizer;
@@ -33,7 +33,7 @@ from lrpcore import Composite, ModelMetadata, Sequential, explain, gradient
 from lrpcore.composites import get_composite
 from lrpcore.io.torch import from_torch, to_torch
 from lrpcore.layers import AvgPool2d, Conv2d, Dense, MaxPool2d
-from lrpcore.rules import AlphaBeta, Epsilon, Flat, Gamma, Rule, WSquare, ZBox, Zero, ZPlus
+from lrpcore.rules import AlphaBeta, Epsilon, Flat, Gamma, Rule, WinnerTakesAll, WSquare, ZBox, ZPlus
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[2]
 MODEL_NAMES = ("digits_mlp", "digits_cnn", "shapes_cnn", "vgg16")
@@ -188,24 +188,15 @@ def first_layer_bounds(twin: Twin) -> tuple[np.ndarray, np.ndarray]:
 
 
 # --- lrpcore side -------------------------------------------------------------------------------
-def _zennit_pooling(route_like_gradient: bool = False) -> dict[type, Rule]:
-    """Pooling as zennit treats it (the presets' ``_zennit_pooling``).
-
-    zennit's max pooling follows the gradient: R_j = Σ_k w_jk R_k with the first-winner
-    selection w. LRP-0 on w, the presets' choice, equals it wherever the window's maximum
-    a_j ≠ 0 (a_j · R_k / a_j = R_k), which holds wherever a rule of the form a ⊙ c sits above
-    the pooling layer. Flat and w² put relevance on inactive inputs too; for them the max pools
-    get w² with ε = 0, which for 0/1 selection weights is exactly the gradient's routing
-    (z_k = Σ_j w_jk² = 1).
-    """
-    maxpool_rule = (WSquare(stabilizer="vanilla", epsilon=0.0, maxpool="winner_first") if route_like_gradient
-                    else Zero(stabilizer="vanilla", maxpool="winner_first"))
-    return {AvgPool2d: Epsilon(1e-6, stabilizer="zennit"), MaxPool2d: maxpool_rule}
+def _zennit_pooling() -> dict[type, Rule]:
+    """Pooling as zennit treats it (the presets' structural rules): its max pooling follows the gradient,
+    all relevance to the first maximum of each window, which is :class:`WinnerTakesAll` with ``ties="first"``
+    (also where the window's maximum is 0); its average pooling gets the parameter-free ε rule ``Norm``."""
+    return {AvgPool2d: Epsilon(1e-6, stabilizer="zennit"), MaxPool2d: WinnerTakesAll("first")}
 
 
 def _uniform(rule: Rule, first: Rule | None = None) -> Composite:
-    route_like_gradient = isinstance(rule, (Flat, WSquare))
-    return Composite(by_type={Dense: rule, Conv2d: rule, **_zennit_pooling(route_like_gradient)}, first=first,
+    return Composite(by_type={Dense: rule, Conv2d: rule}, structural=_zennit_pooling(), first=first,
                      name=f"uniform({rule.describe()})")
 
 

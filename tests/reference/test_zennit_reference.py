@@ -63,7 +63,7 @@ def test_gradient_times_input_equals_torch_autograd(name):
 def _uniform_difference(twin: harness.Twin, rule, zennit_method: str) -> float:
     import lrpcore
 
-    composite = Composite(by_type={Dense: rule, Conv2d: rule, **harness._zennit_pooling()})
+    composite = Composite(by_type={Dense: rule, Conv2d: rule}, structural=harness._zennit_pooling())
     ours = lrpcore.explain(twin.model, twin.x, target=twin.target, composite=composite).relevance
     return harness.relative_difference(np.asarray(ours), harness.zennit_relevance(twin, zennit_method))
 
