@@ -86,61 +86,75 @@ def explain(model: Graph, x: Any, target: Target = None, composite: Composite | 
 def _propagate(model: Graph, activations: list[Any], rules: list[Rule], targets: Any, top: str, record: bool,
                modify: Callable[..., Any] | None, nonfinite: str, own_forward: bool, run: Any) -> Explanation:
     """Steps 2–4 of the algorithm: relevance at the output, then every node's rule from the top."""
-    import numpy
-
     xp = get_namespace(activations[0])
     logits = activations[-1]
-    count, batch = len(model), logits.shape[0]
-    relevances: list[Any] = [None] * (count + 1)
-    relevances[count] = xp.asarray(onehot(targets, logits.shape[1]), dtype=logits.dtype) * logits
-    output = xp.sum(relevances[count], axis=1)
-    trace = Trace([None] * count) if record else None
-    zero_counts = numpy.zeros((count, batch), dtype=numpy.int64)
-    near_counts = numpy.zeros((count, batch), dtype=numpy.int64)
-    sums_out = numpy.zeros((count, batch))
-    sums_in = numpy.zeros((count, batch))
-    input_sums: list[list[Any]] = [[] for _ in range(count)]
-
-    first = count - 1
+    relevances: list[Any] = [None] * (len(model) + 1)          # R at every activation; [-1]: the output's
+    relevances[-1] = xp.asarray(onehot(targets, logits.shape[1]), dtype=logits.dtype) * logits
+    output = xp.sum(relevances[-1], axis=1)
+    ledger = _Ledger(model, logits.shape[0], record, nonfinite)
+    first = len(model) - 1
     if top == "logprob_ratio":
-        first, output = _logprob_ratio_top(model, activations, rules, targets, relevances, trace, sums_out,
-                                           sums_in, input_sums)
+        first, output = _logprob_ratio_top(model, activations, rules, targets, relevances, ledger)
     elif top != "logit":
         raise ValueError(f"top must be 'logit' or 'logprob_ratio', got {top!r}")
 
     for position in range(first, -1, -1):
         node, rule = model.nodes[position], rules[position]
-        upper = relevances[position + 1]
-        a = model.node_input(position, activations)
-        known_output = activations[position + 1] if own_forward else None
-        lower, branches = run.relevance(rule, node.layer, a, upper, known_output)
+        a = model.node_input(position, activations)            # the node's input
+        upper = relevances[position + 1]                        # relevance at its output
+        lower, branches = run.relevance(rule, node.layer, a, upper,   # z, s, c and R = a ⊙ c
+                                        activations[position + 1] if own_forward else None)
         run.release(activations, position, own_forward)
         info = None
         if modify is not None:
             modified = modify(position, node.layer, rule, a, upper, lower)
             lower, info = modified if isinstance(modified, tuple) else (modified, None)
-        shapes = [tuple(activations[index].shape) for index in model.input_positions[position]]
-        for index, part in zip(model.input_positions[position], node.layer.split(lower, shapes)):
+        inputs = model.input_positions[position]
+        parts = node.layer.split(lower, [tuple(activations[index].shape) for index in inputs])
+        for index, part in zip(inputs, parts):                 # an activation read twice gets both shares
             relevances[index] = part if relevances[index] is None else relevances[index] + part
-            input_sums[position].append(_per_sample_sum(part))
-        sums_out[position] = _per_sample_sum(upper)
-        sums_in[position] = sum(input_sums[position])
-        _check_finite_relevance(model, position, rule, sums_out[position], sums_in[position], nonfinite)
-        for branch in branches:
-            zero_counts[position] += branch.zero_denominators
-            near_counts[position] += branch.near_zero_denominators
-        if record:
-            trace[position] = TraceStep(position, node.layer, rule, a, upper, lower, branches,
-                                        _batch_sum(upper), _batch_sum(lower), info or {}, node.name, node.inputs)
+        ledger.record(position, rule, a, upper, lower, parts, branches, info)
     return Explanation(relevance=relevances[0], output=output, target=targets, logits=logits,
-                       layer_relevances=relevances, rules=rules, model=model, trace=trace,
-                       zero_denominators=zero_counts, near_zero_denominators=near_counts,
-                       node_sums_out=sums_out, node_sums_in=sums_in, input_sums=input_sums)
+                       layer_relevances=relevances, rules=rules, model=model, trace=ledger.trace,
+                       zero_denominators=ledger.zero_counts, near_zero_denominators=ledger.near_counts,
+                       node_sums_out=ledger.sums_out, node_sums_in=ledger.sums_in, input_sums=ledger.input_sums)
+
+
+class _Ledger:
+    """What the backward pass reports besides the relevances: per-node sums (conservation), denominator
+    counts, the trace (``record=True``), and the check that relevance stays finite."""
+
+    def __init__(self, model: Graph, batch: int, record: bool, nonfinite: str):
+        import numpy
+
+        count = len(model)
+        self.model, self.nonfinite = model, nonfinite
+        self.trace = Trace([None] * count) if record else None
+        self.zero_counts = numpy.zeros((count, batch), dtype=numpy.int64)
+        self.near_counts = numpy.zeros((count, batch), dtype=numpy.int64)
+        self.sums_out = numpy.zeros((count, batch))
+        self.sums_in = numpy.zeros((count, batch))
+        self.input_sums: list[list[Any]] = [[] for _ in range(count)]
+
+    def record(self, position: int, rule: Rule, a: Any, upper: Any, lower: Any, parts: list[Any],
+               branches: list[Any], info: dict | None, sum_out: Any = None) -> None:
+        self.input_sums[position] = [_per_sample_sum(part) for part in parts]
+        self.sums_out[position] = _per_sample_sum(upper) if sum_out is None else to_numpy(sum_out)
+        self.sums_in[position] = sum(self.input_sums[position])
+        _check_finite_relevance(self.model, position, rule, self.sums_out[position], self.sums_in[position],
+                                self.nonfinite)
+        for branch in branches:
+            self.zero_counts[position] += branch.zero_denominators
+            self.near_counts[position] += branch.near_zero_denominators
+        if self.trace is not None:
+            node = self.model.nodes[position]
+            self.trace[position] = TraceStep(position, node.layer, rule, a, upper, lower, branches,
+                                             _batch_sum(upper) if sum_out is None else sum_out, _batch_sum(lower),
+                                             info or {}, node.name, node.inputs)
 
 
 def _logprob_ratio_top(model: Graph, activations: list[Any], rules: list[Rule], targets: Any, relevances: list[Any],
-                       trace: Trace | None, sums_out: Any, sums_in: Any,
-                       input_sums: list[list[Any]]) -> tuple[int, Any]:
+                       ledger: _Ledger) -> tuple[int, Any]:
     """The top node for ``top="logprob_ratio"`` (min-take-most over logit differences).
 
     Returns the position of the next node down and η per sample."""
@@ -151,14 +165,10 @@ def _logprob_ratio_top(model: Graph, activations: list[Any], rules: list[Rule], 
     if activations[-1].shape[1] < 2:
         raise ShapeError("top='logprob_ratio' needs at least two classes")
     xp = get_namespace(activations[0])
-    start, eta = logprob_ratio_start(layer, activations[inputs[0]], targets, xp)
+    a = activations[inputs[0]]
+    start, eta = logprob_ratio_start(layer, a, targets, xp)
     relevances[inputs[0]] = start
-    sums_out[last] = to_numpy(eta)
-    input_sums[last] = [_per_sample_sum(start)]
-    sums_in[last] = input_sums[last][0]
-    if trace is not None:
-        trace[last] = TraceStep(last, layer, rules[last], activations[inputs[0]], relevances[last + 1], start, [],
-                                eta, _batch_sum(start), {}, model.nodes[last].name, model.nodes[last].inputs)
+    ledger.record(last, rules[last], a, relevances[last + 1], start, [start], [], None, sum_out=eta)
     return last - 1, eta
 
 
