@@ -132,8 +132,10 @@ def plot_heatmap_row(heatmaps: dict[str, numpy.ndarray], unstable: dict[str, boo
     written under it.
     """
     panels = len(heatmaps) + (1 if image is not None else 0)
-    figure, axes = _figure(1, panels, (cell_size * panels + (0.7 if colorbar else 0.0),
-                                       cell_size + 0.6 + (0.3 if title else 0.0)))
+    from ._figure import new_figure
+
+    figure = new_figure((cell_size * panels + (0.9 if colorbar else 0.0), cell_size + 0.6 + (0.3 if title else 0.0)))
+    axes = figure.subplots(1, panels, squeeze=False)
     cells = list(axes[0])
     if image is not None:
         from .heatmap import _image_for_display
@@ -154,15 +156,13 @@ def plot_heatmap_row(heatmaps: dict[str, numpy.ndarray], unstable: dict[str, boo
         axis.set_xlabel(f"b = max|R| = {float(numpy.abs(finite).max()) if finite.size else 0.0:.3g}", fontsize=7)
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
     if colorbar:
         from matplotlib import cm, colors
 
-        figure.subplots_adjust(right=1.0 - 0.6 / figure.get_figwidth())
-        bar_axes = figure.add_axes((1.0 - 0.45 / figure.get_figwidth(), 0.2, 0.12 / figure.get_figwidth(), 0.6))
-        bar = figure.colorbar(cm.ScalarMappable(norm=colors.Normalize(-1.0, 1.0), cmap="seismic"), cax=bar_axes)
+        bar = figure.colorbar(cm.ScalarMappable(norm=colors.Normalize(-1.0, 1.0), cmap="seismic"),
+                              ax=list(axes[0]), shrink=0.8, pad=0.01, aspect=15)
         bar.set_ticks([-1.0, 0.0, 1.0], labels=["−b", "0", "+b"])
         bar.ax.tick_params(labelsize=7)
-        bar.set_label("relevance, each map on its own [−b, b]", fontsize=7)
+        bar.set_label("relevance / b", fontsize=7)
     _save(figure, path, overwrite)
     return figure
