@@ -33,8 +33,9 @@ def spatial_map(values: Any) -> np.ndarray | None:
     return None
 
 
-def relevance_rgb(pixels: np.ndarray, limit: float, cmap: str = "seismic") -> np.ndarray:
-    """(H, W, 3) uint8 colours of ``pixels`` on [−limit, limit] (NaN and inf are drawn black)."""
+def relevance_rgb(pixels: np.ndarray, limit: float, cmap: str = "seismic",
+                  missing: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:
+    """(H, W, 3) uint8 colours of ``pixels`` on [−limit, limit]; NaN and inf are drawn in ``missing`` (black)."""
     from matplotlib import colormaps
 
     pixels = np.asarray(pixels, dtype=np.float64)
@@ -42,7 +43,7 @@ def relevance_rgb(pixels: np.ndarray, limit: float, cmap: str = "seismic") -> np
     finite = np.isfinite(pixels)
     scaled = np.clip(np.where(finite, pixels, 0.0) / limit, -1.0, 1.0) * 0.5 + 0.5
     colours = (colormaps[cmap](scaled)[..., :3] * 255.0 + 0.5).astype(np.uint8)
-    colours[~finite] = 0
+    colours[~finite] = missing
     return colours
 
 
