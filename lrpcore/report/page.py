@@ -205,8 +205,9 @@ def _overview(data: ReportData) -> str:
         flag = "flag" if layer.zero or layer.near_zero else ""
         rows.append(f'<tr data-pos="{layer.position}"><td>{_escape(layer.name)}</td><td>{_escape(layer.layer)}</td>'
                     f"<td>{_escape(layer.rule)}</td><td>{_number(layer.sum_out)}</td><td>{_number(layer.sum_in)}</td>"
-                    f"<td>{_percent(layer.absorbed_share)}</td><td class='{flag}'>{layer.zero} / {layer.near_zero}</td></tr>")
-    return ("<table id='overview'><tr><th>step</th><th>layer</th><th>rule</th><th>ΣR out</th><th>ΣR in</th>"
+                    f'<td>{_percent(layer.absorbed_share)}</td><td class="{flag}">{layer.zero} / {layer.near_zero}</td></tr>')
+    return ('<table id="overview">'
+            "<tr><th>step</th><th>layer</th><th>rule</th><th>ΣR out</th><th>ΣR in</th>"
             "<th>absorbed</th><th>z = 0 / near 0</th></tr>" + "".join(rows) + "</table>")
 
 
