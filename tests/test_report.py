@@ -129,7 +129,9 @@ def test_report_command_writes_a_fresh_file_and_refuses_to_replace_one(tmp_path,
 
 
 def test_build_report_takes_one_sample_and_a_class_name():
-    model = lrpcore.load(lrpcore.cli.explain.find_shipped_model("digits_cnn"))
+    from lrpcore.cli.explain import find_shipped_model
+
+    model = lrpcore.load(find_shipped_model("digits_cnn"))
     test = lrpcore.data.digits("test")
     x = model.metadata.preprocess(test.x[:2])
     with pytest.raises(ValueError, match="one sample"):

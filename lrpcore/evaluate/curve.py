@@ -39,7 +39,7 @@ class PerturbationCurve:
 
     ``scores`` (N, S): the target score (logit or probability) at each step; ``counts`` (S,):
     patches perturbed (0 at step 0); ``patch_count``: P; ``masks`` (N, S, H, W) bool: the pixels
-    perturbed at each step; ``images``: (N, S, *input shape) model inputs when ``keep_images``;
+    perturbed at each step; ``images``: (N, S, input shape...) model inputs when ``keep_images``;
     ``targets`` (N,); ``order`` (N, P): patch indices in flipping order; ``patch_scores`` (N, P):
     summed relevance per patch; ``gray_step``: whether the last step is the all-gray image;
     ``model_calls``: forward calls made; ``timings``: seconds in the model, in OpenCV's

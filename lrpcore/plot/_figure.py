@@ -47,6 +47,16 @@ def _shell() -> Any:
         return None
 
 
+def _inline_options(shell: Any) -> dict[str, Any]:
+    """Jupyter's configured ``InlineBackend.print_figure_kwargs`` (e.g. bbox_inches, dpi), so lrpcore's
+    figures look like every other figure of the notebook; {} without matplotlib-inline."""
+    try:
+        from matplotlib_inline.config import InlineBackend
+    except ImportError:
+        return {}
+    return dict(InlineBackend.instance(parent=shell).print_figure_kwargs)
+
+
 def _axes_png(axes: Any) -> Any:
     """PNG of the figure an lrpcore single-panel function made; None (plain repr) for other Axes."""
     figure = getattr(axes, "figure", None)
@@ -54,7 +64,7 @@ def _axes_png(axes: Any) -> Any:
         return None
     from IPython.core.pylabtools import print_figure
 
-    return print_figure(figure, fmt="png", base64=True)
+    return print_figure(figure, fmt="png", base64=True, **_inline_options(_shell()))
 
 
 def enable_notebook_display() -> bool:
@@ -76,7 +86,8 @@ def enable_notebook_display() -> bool:
     figure_shown = any(_has_printer(formatters[kind], Figure) for kind in
                        ("image/png", "image/svg+xml", "image/jpeg", "application/pdf") if kind in formatters)
     if not figure_shown:
-        formatters["image/png"].for_type(Figure, partial(print_figure, fmt="png", base64=True))
+        formatters["image/png"].for_type(Figure, partial(print_figure, fmt="png", base64=True,
+                                                         **_inline_options(shell)))
     if not _has_printer(formatters["image/png"], Axes):
         formatters["image/png"].for_type(Axes, _axes_png)
     return True

@@ -160,14 +160,14 @@ def best_heatmaps(model: Any, images: Any, result: Any, composite: Callable[...,
     for row, (title, config) in enumerate(rows):
         if config is None:
             for column, image in enumerate(inputs):
-                axes[row, column].imshow(_display_image(model, image), cmap="gray")
+                axes[row, column].imshow(_display_image(model, image), cmap="gray", interpolation="nearest")
         else:
             params = {name: config[name] for name in result.params}
             relevance = np.asarray(to_numpy(explain(model, inputs, target=targets, composite=composite(**params))
                                             .relevance))
             for column in range(len(inputs)):
                 heat, bound = _heatmap_image(relevance[column])
-                axes[row, column].imshow(heat, cmap="bwr", vmin=-bound, vmax=bound)
+                axes[row, column].imshow(heat, cmap="bwr", vmin=-bound, vmax=bound, interpolation="nearest")
             title = f"{title}\n" + ", ".join(f"{name}={value:.2g}" for name, value in params.items())
         axes[row, 0].set_ylabel(title, fontsize=8)
         for ax in axes[row]:
