@@ -263,8 +263,8 @@ class StabilityComparison:
             "  max cons. err (layer)  largest |ΣR_in − ΣR_out| / |ΣR_out| over the layers, and that layer",
             "  min |z| (layer)        smallest stabilized denominator |z_k| with R_k ≠ 0, and its layer",
             "  near-0, zero  relevance-carrying denominators with |z| below 1e-6·RMS(z) of the sample, and exactly 0",
-            f"  Δ dtype     ‖R − R_ref‖ / ‖R_ref‖: the heatmap against the same setting in {reference}, the most",
-            "              precise dtype compared (0 for that dtype itself)",
+            f"  Δ dtype     ‖R − R_ref‖ / ‖R_ref‖: the heatmap against the same setting in {reference},",
+            "              the most precise dtype compared (0 for that dtype itself)",
         ])
 
     def to_csv(self) -> str:

@@ -213,7 +213,7 @@ def test_stability_without_input_explains_its_columns(tmp_path, capsys):
     text = (tmp_path / "s" / "comparison.txt").read_text()
     assert "generated shapes image" in text
     assert "statistic   log10(max pixel |R| / 95th percentile" in text
-    assert "Δ dtype     ‖R − R_ref‖ / ‖R_ref‖" in text and "float64, the most" in text
+    assert "Δ dtype     ‖R − R_ref‖ / ‖R_ref‖" in text and "in float64,\n              the most precise" in text
     assert (tmp_path / "s" / "heatmaps_sample0.png").stat().st_size > 10_000
 
 

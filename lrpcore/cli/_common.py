@@ -25,7 +25,8 @@ DTYPES = ("float32", "float64")
 
 
 # --- models -------------------------------------------------------------------------------------------
-def load_model(argument: str | None, args: argparse.Namespace | None = None, default: str = "shapes_cnn") -> tuple[Any, str]:
+def load_model(argument: str | None, args: argparse.Namespace | None = None,
+               default: str = "shapes_cnn") -> tuple[Any, str]:
     """(model, description of where it came from) for a MODEL argument; see the module docstring."""
     from ._models import read_model, source_options
     from .explain import find_shipped_model, models_folders

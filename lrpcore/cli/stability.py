@@ -102,7 +102,8 @@ def _model(name: str | None, args: argparse.Namespace) -> tuple[Any, str]:
         from ..models import vgg16
 
         size = args.input_size or 32          # --input-size: the image side of a VGG (default 32 here)
-        return vgg16(input_size=size, seed=args.seed), f"built-in vgg16 {size}x{size} (random weights, seed {args.seed})"
+        origin = f"built-in vgg16 {size}x{size} (random weights, seed {args.seed})"
+        return vgg16(input_size=size, seed=args.seed), origin
     if name == "linear_bottleneck":
         from ..stability import linear_bottleneck_network
 

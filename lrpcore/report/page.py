@@ -81,8 +81,10 @@ def _figure(view: MapView, shared: float | None, caption: str, role: str) -> str
 
 
 def _colour_bar() -> str:
-    stops = ", ".join(f"rgb{tuple(int(v) for v in relevance_rgb(np.array([[value]]), 1.0)[0, 0])} {100 * (value + 1) / 2:.0f}%"
-                      for value in np.linspace(-1.0, 1.0, 9))
+    values = np.linspace(-1.0, 1.0, 9)
+    colours = relevance_rgb(values[None, :], 1.0)[0]
+    stops = ", ".join(f"rgb{tuple(int(channel) for channel in colour)} {100 * (value + 1) / 2:.0f}%"
+                      for value, colour in zip(values, colours))
     return (f'<div class="colourbar"><span>−b</span><div style="background:linear-gradient(to right, {stops})">'
             '</div><span>+b</span> <small>red: positive relevance, blue: negative, white: none</small></div>')
 
@@ -194,7 +196,8 @@ def _waterfall(data: ReportData) -> str:
         bar(number, layer.sum_out, layer.sum_in, css, layer.name,
             f"{layer.name} {layer.layer}: ΣR out {layer.sum_out:.6g} → in {layer.sum_in:.6g} "
             f"(absorbed {layer.absorbed_share:.3%})", f' data-pos="{layer.position}"')
-    bar(len(layers) + 1, data.input_sum, low, "total", "Σ_i R_i", f"relevance at the input Σ_i R_i = {data.input_sum:.6g}")
+    bar(len(layers) + 1, data.input_sum, low, "total", "Σ_i R_i",
+        f"relevance at the input Σ_i R_i = {data.input_sum:.6g}")
     return (f'<svg id="waterfall" width="{width}" height="{height + 40}" viewBox="0 0 {width} {height + 40}">'
             + "".join(parts) + "</svg>")
 
@@ -205,7 +208,8 @@ def _overview(data: ReportData) -> str:
         flag = "flag" if layer.zero or layer.near_zero else ""
         rows.append(f'<tr data-pos="{layer.position}"><td>{_escape(layer.name)}</td><td>{_escape(layer.layer)}</td>'
                     f"<td>{_escape(layer.rule)}</td><td>{_number(layer.sum_out)}</td><td>{_number(layer.sum_in)}</td>"
-                    f'<td>{_percent(layer.absorbed_share)}</td><td class="{flag}">{layer.zero} / {layer.near_zero}</td></tr>')
+                    f'<td>{_percent(layer.absorbed_share)}</td>'
+                    f'<td class="{flag}">{layer.zero} / {layer.near_zero}</td></tr>')
     return ('<table id="overview">'
             "<tr><th>step</th><th>layer</th><th>rule</th><th>ΣR out</th><th>ΣR in</th>"
             "<th>absorbed</th><th>z = 0 / near 0</th></tr>" + "".join(rows) + "</table>")
