@@ -27,7 +27,7 @@ from .model import Sequential
 __version__ = "0.1.0"
 
 #: Subpackages imported on first use (they pull in matplotlib, OpenCV or Dask only when needed).
-_LAZY_MODULES = ("evaluate", "io", "models", "plot", "pruning", "stability", "sweep", "testing")
+_LAZY_MODULES = ("evaluate", "io", "models", "plot", "pruning", "report", "stability", "sweep", "testing")
 
 
 def __getattr__(name: str):

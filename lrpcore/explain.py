@@ -79,7 +79,7 @@ def explain(model: Graph, x: Any, target: Target = None, composite: Composite | 
         logits = activations[-1]
         if logits.ndim != 2:
             raise ShapeError(f"the model output must be (N, classes) scores, got shape {tuple(logits.shape)}")
-        targets = resolve_targets(target, logits, model.metadata.class_names)
+        targets = resolve_targets(target, logits, model.metadata.class_names, model.metadata.name)
         return _propagate(model, activations, rules, targets, top, record, modify, nonfinite, own_forward, run)
 
 
@@ -247,6 +247,6 @@ def gradient(model: Graph, x: Any, target: Target = None) -> tuple[Any, Any]:
     xp = get_namespace(x)
     activations = model.forward(x, record=True)
     logits = activations[-1]
-    targets = resolve_targets(target, logits, model.metadata.class_names)
+    targets = resolve_targets(target, logits, model.metadata.class_names, model.metadata.name)
     grad = xp.asarray(onehot(targets, logits.shape[1]), dtype=logits.dtype)
     return model.backward(activations, grad), logits

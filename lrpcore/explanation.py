@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from . import _display
 from .backend import get_namespace, to_numpy
 from .errors import ConservationError
 from .graph import Graph
@@ -85,10 +86,8 @@ class TraceStep:
     def relevance_max(self) -> float:
         return float(to_numpy(self.relevance_in).max())
 
-    def __repr__(self) -> str:
-        return (f"TraceStep({self.index}, {self.name!r}, {self.layer.describe()}, {self.rule.describe()}, "
-                f"a {tuple(self.a.shape)}, ΣR out {float(to_numpy(self.sum_out).sum()):.6g}, "
-                f"ΣR in {float(to_numpy(self.sum_in).sum()):.6g})")
+    __repr__ = _display.step_repr
+    _repr_html_ = _display.step_html
 
 
 class Trace(list):
@@ -109,8 +108,8 @@ class Trace(list):
             raise KeyError(f"the trace has no node {key!r}")
         return super().__getitem__(key)
 
-    def __repr__(self) -> str:
-        return f"Trace({len(self)} steps)"
+    __repr__ = _display.trace_repr
+    _repr_html_ = _display.trace_html
 
 
 @dataclasses.dataclass
@@ -188,10 +187,8 @@ class Explanation:
     node_sums_in: Any = None
     input_sums: list[list[Any]] | None = None
 
-    def __repr__(self) -> str:
-        return (f"Explanation({self.model.metadata.name!r}, batch {tuple(self.relevance.shape)}, "
-                f"target {to_numpy(self.target).tolist()}, rules over {len(self.rules)} nodes, "
-                f"trace {'recorded' if self.trace is not None else 'not recorded'})")
+    __repr__ = _display.explanation_repr
+    _repr_html_ = _display.explanation_html
 
     def layer_sums(self) -> list[Any]:
         """Per-sample ΣR at every activation (the input first, the output last)."""

@@ -27,9 +27,12 @@ __all__ = ["relevance_matrix", "forward_matrix", "graph_relevance_matrix"]
 
 #: How many unit vectors are pushed through a layer at once when building a matrix.
 BASIS_CHUNK = 512
+#: Layers with more inputs than this get a progress bar (on a terminal) while their matrix is built.
+PROGRESS_FEATURES = 4096
 
 
-def forward_matrix(layer: LinearLayer, weight: Any, input_shape: tuple[int, ...], sparse: bool = False) -> Any:
+def forward_matrix(layer: LinearLayer, weight: Any, input_shape: tuple[int, ...], sparse: bool = False,
+                   bar: Any = None) -> Any:
     """The (out_features × in_features) matrix of ``x ↦ layer.linear_forward(x, weight)`` (no bias).
 
     ``input_shape`` is one sample's shape without the batch axis. ``weight`` may carry a batch
@@ -44,6 +47,8 @@ def forward_matrix(layer: LinearLayer, weight: Any, input_shape: tuple[int, ...]
         images = layer.linear_forward(xp.reshape(basis, (stop - start, *input_shape)), weight, None)
         block = xp.matrix_transpose(xp.reshape(images, (stop - start, -1)))   # (out, chunk)
         blocks.append(_to_sparse(block) if sparse else block)
+        if bar is not None:
+            bar.update(1)
     if sparse:
         import scipy.sparse
 
@@ -58,13 +63,16 @@ def _to_sparse(block: Any) -> Any:
     return scipy.sparse.csc_matrix(to_numpy(block))
 
 
-def relevance_matrix(layer: Layer, a: Any, rule: Rule, stabilizer: Any = None, sparse: bool = False) -> Any:
+def relevance_matrix(layer: Layer, a: Any, rule: Rule, stabilizer: Any = None, sparse: bool = False,
+                     progress: bool | None = None) -> Any:
     """The explicit LRP matrix M (in_features × out_features) of ``rule`` on ``layer`` at input ``a``.
 
     ``a`` is one sample, with or without a leading batch axis of 1. ``stabilizer`` overrides the
     rule's stabilizer (a name or callable). ``sparse=True`` returns a SciPy CSR matrix (NumPy
     inputs), which keeps convolution matrices of larger images in memory.
-    R_lower = (M @ R_upper.ravel()).reshape(a.shape) reproduces the fast path.
+    R_lower = (M @ R_upper.ravel()).reshape(a.shape) reproduces the fast path. ``progress``: a progress
+    bar while the matrix is built; None (default) draws one on a terminal for layers with more than
+    ``PROGRESS_FEATURES`` inputs, True / False force it (:mod:`lrpcore._progress`).
     """
     xp = get_namespace(a)
     if a.ndim == 0:
@@ -88,15 +96,30 @@ def relevance_matrix(layer: Layer, a: Any, rule: Rule, stabilizer: Any = None, s
         return xp.eye(in_features, dtype=a.dtype, device=a.device)
     if not isinstance(layer, LinearLayer):
         raise TypeError(f"relevance_matrix needs a linear layer (Dense, Conv2d, pooling), got {layer.describe()}")
+    from ._progress import progress_bar
+
     total = None
-    for branch in rule.layer_branches(layer, sample):
-        denominator = _matrix_denominator(layer, branch, input_shape, sparse)
+    branches = rule.layer_branches(layer, sample)
+    blocks = 2 * sum(len(branch.terms) for branch in branches) * math.ceil(in_features / BASIS_CHUNK)
+    show = False if progress is None and in_features <= PROGRESS_FEATURES else progress
+    with progress_bar(blocks, f"building M of {layer.describe()}", unit="block", enabled=show) as bar:
+        total = _relevance_matrix(layer, sample, rule, branches, input_shape, sparse, bar)
+    return total.tocsr() if sparse else total
+
+
+def _relevance_matrix(layer: LinearLayer, sample: Any, rule: Rule, branches: list[Any], input_shape: tuple[int, ...],
+                      sparse: bool, bar: Any) -> Any:
+    """M = Σ_b σ_b Σ_i diag(a_i) W_iᵀ diag(m_b ⊘ z_b) from the branches (see the module docstring)."""
+    xp = get_namespace(sample)
+    total = None
+    for branch in branches:
+        denominator = _matrix_denominator(layer, branch, input_shape, sparse, bar)
         z = rule.stabilize(xp.reshape(denominator, (1, -1)))
         column_scale = safe_divide(xp.ones_like(z), z) * branch.scale
         if branch.mask is not None:
             column_scale = column_scale * xp.astype(xp.reshape(branch.mask, (1, -1)), column_scale.dtype)
         for term in branch.terms:
-            weights = forward_matrix(layer, term.weight, input_shape, sparse)      # (out, in)
+            weights = forward_matrix(layer, term.weight, input_shape, sparse, bar)      # (out, in)
             row_scale = xp.reshape(xp.broadcast_to(term.input, sample.shape), (-1,))
             if sparse:
                 import scipy.sparse
@@ -107,15 +130,16 @@ def relevance_matrix(layer: Layer, a: Any, rule: Rule, stabilizer: Any = None, s
             else:
                 piece = xp.reshape(row_scale, (-1, 1)) * xp.matrix_transpose(weights) * column_scale
             total = piece if total is None else total + piece
-    return total.tocsr() if sparse else total
+    return total
 
 
-def _matrix_denominator(layer: LinearLayer, branch: Any, input_shape: tuple[int, ...], sparse: bool) -> Any:
+def _matrix_denominator(layer: LinearLayer, branch: Any, input_shape: tuple[int, ...], sparse: bool,
+                        bar: Any = None) -> Any:
     """z_b = Σ_i W_i a_i + β_i computed with the explicit matrices (no transposed maps)."""
     xp = get_namespace(branch.terms[0].input)
     total = None
     for term in branch.terms:
-        weights = forward_matrix(layer, term.weight, input_shape, sparse)
+        weights = forward_matrix(layer, term.weight, input_shape, sparse, bar)
         flat_input = xp.reshape(xp.broadcast_to(term.input, (1, *input_shape)), (-1,))
         if sparse:
             from .backend import to_numpy

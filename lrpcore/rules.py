@@ -269,7 +269,9 @@ def _branch_record(z: Any, s: Any, c: Any, relevance: Any, keep_arrays: bool = T
     axes = tuple(range(1, z.ndim))
     if axes:
         size = math.prod(z.shape[1:])
-        scale = xp.linalg.vector_norm(z, axis=axes, keepdims=True) / math.sqrt(size)
+        # RMS in at least float32: a float16 sum of squares overflows (65504) and every z would look near zero
+        wide = z if xp.finfo(z.dtype).bits >= 32 else xp.astype(z, xp.float32)
+        scale = xp.linalg.vector_norm(wide, axis=axes, keepdims=True) / math.sqrt(size)
     else:
         scale = magnitude
     carries = relevance != 0 if carries is None else carries

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy
 
 from .backend import to_numpy
+from .class_names import resolve_target_names
 from .composites import Composite, get_composite
 from .errors import InputValueError, ShapeError
 from .explain import Explanation, explain
@@ -248,7 +249,23 @@ class StabilityComparison:
         return "\n".join(lines)
 
     def __str__(self) -> str:
-        return "\n\n".join(self.table(sample) for sample in self.samples)
+        return "\n\n".join(self.table(sample) for sample in self.samples) + "\n\n" + self.legend()
+
+    def legend(self) -> str:
+        """What the columns of :meth:`table` mean."""
+        reference = max((row.dtype for row in self.rows), key=lambda d: numpy.dtype(d).itemsize, default="float64")
+        return "\n".join([
+            "columns:",
+            "  verdict     UNSTABLE when the statistic exceeds the threshold (2: a hundredfold), when the heatmap",
+            "              holds NaN/inf, or when relevance met an exactly zero denominator (and was dropped)",
+            "  statistic   log10(max pixel |R| / 95th percentile of pixel |R|): orders of magnitude by which the",
+            "              strongest pixel exceeds a typical strong one (natural heatmaps 0.3-1.5, patches 2 and more)",
+            "  max cons. err (layer)  largest |ΣR_in − ΣR_out| / |ΣR_out| over the layers, and that layer",
+            "  min |z| (layer)        smallest stabilized denominator |z_k| with R_k ≠ 0, and its layer",
+            "  near-0, zero  relevance-carrying denominators with |z| below 1e-6·RMS(z) of the sample, and exactly 0",
+            f"  Δ dtype     ‖R − R_ref‖ / ‖R_ref‖: the heatmap against the same setting in {reference},",
+            "              the most precise dtype compared (0 for that dtype itself)",
+        ])
 
     def to_csv(self) -> str:
         """Long-format CSV: one line per (sample, setting, layer) with every per-layer quantity."""
@@ -269,7 +286,8 @@ class StabilityComparison:
 def compare_stabilizers(model: Sequential, x: Any, composite_factory: CompositeSpec = "tutorial",
                         stabilizers: Sequence[str] = ("vanilla", "zennit", "quadratic_mean"),
                         epsilons: Iterable[float | None] = (None,), dtypes: Sequence[str] = ("float32", "float64"),
-                        target: Any = None, threshold: float = DEFAULT_THRESHOLD) -> StabilityComparison:
+                        target: Any = None, threshold: float = DEFAULT_THRESHOLD,
+                        progress: Callable[[int], Any] | None = None) -> StabilityComparison:
     """Explain ``x`` once per (stabilizer, ε, dtype) and tabulate the stability of every sample.
 
     ``composite_factory``: a :class:`Composite`, a preset name, or a no-argument callable returning
@@ -277,7 +295,8 @@ def compare_stabilizers(model: Sequential, x: Any, composite_factory: CompositeS
     ``epsilons``: None keeps each rule's own ε; a number replaces it in every rule.
     ``dtypes``: the model and input are cast to each; the difference between dtypes is measured
     against the most precise one. ``target``: as in :func:`~lrpcore.explain`; it is resolved once
-    on the most precise dtype, so all settings explain the same class.
+    on the most precise dtype, so all settings explain the same class. ``progress``: called with 1
+    after each explanation (stabilizers × ε values × dtypes in all), e.g. a progress bar's ``update``.
     """
     dtypes = _check_dtypes(dtypes)
     for name in stabilizers:
@@ -289,6 +308,7 @@ def compare_stabilizers(model: Sequential, x: Any, composite_factory: CompositeS
     reference_dtype = max(dtypes, key=lambda d: numpy.dtype(d).itemsize)
     host = numpy.asarray(to_numpy(x))
     models = {dtype: model.astype(dtype) for dtype in dtypes}
+    target = resolve_target_names(target, model.metadata.class_names, model.metadata.name)
     if target is None or isinstance(target, str):
         logits = to_numpy(models[reference_dtype].forward(models[reference_dtype].prepare_input(
             host.astype(reference_dtype))))
@@ -303,6 +323,8 @@ def compare_stabilizers(model: Sequential, x: Any, composite_factory: CompositeS
             key = (stabilizer, epsilon, dtype)
             explanations[key] = result
             heatmaps[key] = numpy.asarray(to_numpy(result.relevance), dtype=numpy.float64)
+            if progress is not None:
+                progress(1)
         reference = heatmaps[(stabilizer, epsilon, reference_dtype)]
         for dtype in dtypes:
             key = (stabilizer, epsilon, dtype)
@@ -390,6 +412,7 @@ def stability_grid(model: Sequential, x: Any, param_grid: Mapping[str, Sequence[
         factory, composite_name = composite, ("custom" if composite_name == "<lambda>" else composite_name)
     x = model.prepare_input(x)
     activations = model.forward(x, record=True)
+    target = resolve_target_names(target, model.metadata.class_names, model.metadata.name)
     if target is None or isinstance(target, str):
         target = numpy.argmax(to_numpy(activations[-1]), axis=1)
     shape = (len(row_values), len(column_values))
@@ -487,6 +510,7 @@ def precision_study(model: Sequential, x: Any, composite: CompositeSpec = "tutor
     reference = max(dtypes, key=lambda d: numpy.dtype(d).itemsize)
     host = numpy.asarray(to_numpy(x))
     reference_model = model.astype(reference)
+    target = resolve_target_names(target, model.metadata.class_names, model.metadata.name)
     if target is None or isinstance(target, str):
         target = numpy.argmax(to_numpy(reference_model.forward(reference_model.prepare_input(
             host.astype(reference)))), axis=1)

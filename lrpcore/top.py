@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Literal, Sequence
 
 from .backend import to_numpy
+from .class_names import resolve_target_names
 from .errors import InputValueError, ShapeError
 from .layers import Dense
 
@@ -17,37 +18,22 @@ __all__ = ["Target", "resolve_targets", "onehot", "logprob_ratio_start"]
 Target = None | int | str | Sequence[int] | Sequence[str] | Any | Literal["pred"]
 
 
-def _class_indices(target: str | Sequence[str], class_names: Sequence[str] | None) -> Any:
-    """Class names → indices; the error lists the model's names."""
-    names = [target] if isinstance(target, str) else list(target)
-    if not class_names:
-        raise InputValueError(f"target {target!r} is a class name, but the model has no class names; "
-                              "give a class index")
-    lookup = {name: index for index, name in enumerate(class_names)}
-    unknown = [name for name in names if name not in lookup]
-    if unknown:
-        raise InputValueError(f"unknown class name(s) {unknown}; the model's classes are {list(class_names)}")
-    indices = [lookup[name] for name in names]
-    return indices[0] if isinstance(target, str) else indices
-
-
-def resolve_targets(target: Target, logits: Any, class_names: Sequence[str] | None = None) -> Any:
+def resolve_targets(target: Target, logits: Any, class_names: Sequence[str] | None = None,
+                    model_name: str | None = None) -> Any:
     """``target`` as an integer array with one class per sample; errors name the bad value.
 
     ``target``: None or ``"pred"`` (the predicted class), a class index, a class name from
-    ``class_names``, or one of those per sample.
+    ``class_names`` (:mod:`lrpcore.class_names`), or one of those per sample.
     """
     import numpy
 
     batch, classes = logits.shape[0], logits.shape[1]
     if target is None or (isinstance(target, str) and target == "pred"):
         return numpy.argmax(to_numpy(logits), axis=1).astype(numpy.int64)
-    if isinstance(target, str) or (isinstance(target, (list, tuple)) and target
-                                   and all(isinstance(item, str) for item in target)):
-        target = _class_indices(target, class_names)
+    if getattr(target, "dtype", None) is not None and numpy.asarray(target).dtype.kind in "US":
+        target = [str(item) for item in numpy.asarray(target).ravel()]
+    target = resolve_target_names(target, class_names, model_name)
     values = numpy.asarray(to_numpy(target) if hasattr(target, "shape") else target)
-    if values.dtype.kind in "US":
-        values = numpy.asarray(_class_indices([str(item) for item in values.ravel()], class_names))
     if values.dtype.kind not in "iu":
         if values.dtype.kind == "f" and numpy.all(numpy.mod(values, 1) == 0):
             values = values.astype(numpy.int64)

@@ -39,7 +39,7 @@ def _predicted_name(model, raw: np.ndarray) -> str:
 def test_explain_without_arguments_explains_shipped_shapes_model(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["explain"]) == 0
-    written = tmp_path / "lrpcore_heatmap.png"
+    written = tmp_path / "lrpcore_out" / "heatmap.png"
     assert written.read_bytes()[:8] == PNG_SIGNATURE
     output = capsys.readouterr().out
     model = lrpcore.load(find_shipped_model("shapes_cnn"))
@@ -48,6 +48,22 @@ def test_explain_without_arguments_explains_shipped_shapes_model(tmp_path, monke
     assert f"true class {sample.class_names[sample.y[0]]}" in output
     assert "ΣR out" in output and "rel. error" in output  # the conservation table
     assert len([line for line in output.splitlines() if line.startswith(("0 ", "10 "))]) == 2
+
+
+def test_rerunning_the_first_command_writes_a_new_file_and_keeps_the_old_one(tmp_path, monkeypatch, capsys):
+    """README's first command, twice: the second run succeeds, writes a fresh name, replaces nothing."""
+    monkeypatch.chdir(tmp_path)
+    mine = tmp_path / "lrpcore_out" / "heatmap-2.png"
+    mine.parent.mkdir()
+    mine.write_bytes(b"the user's own file")
+    assert main(["explain"]) == 0
+    first = (tmp_path / "lrpcore_out" / "heatmap.png").read_bytes()
+    assert main(["explain", "--seed", "3"]) == 0      # heatmap.png and heatmap-2.png are taken
+    assert "wrote lrpcore_out/heatmap-3.png" in capsys.readouterr().out
+    assert (tmp_path / "lrpcore_out" / "heatmap.png").read_bytes() == first
+    assert mine.read_bytes() == b"the user's own file"
+    assert (tmp_path / "lrpcore_out" / "heatmap-3.png").read_bytes()[:8] == PNG_SIGNATURE
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["lrpcore_out"]   # nothing else in the folder
 
 
 def test_explain_refuses_to_overwrite_an_existing_file(tmp_path, capsys, digits_model_path):
@@ -184,7 +200,7 @@ def test_explain_usage_errors_exit_2(arguments, capsys, tmp_path, monkeypatch):
     assert raised.value.code == 2
     error = capsys.readouterr().err
     assert "usage: lrpcore" in error and "error:" in error
-    assert not (tmp_path / "lrpcore_heatmap.png").exists()
+    assert not list(tmp_path.rglob("*.png"))
 
 
 def test_explain_help_names_every_composite_and_the_defaults(capsys):
@@ -194,7 +210,7 @@ def test_explain_help_names_every_composite_and_the_defaults(capsys):
     text = " ".join(capsys.readouterr().out.split())
     for name in lrpcore.composites.PRESETS:
         assert name in text
-    assert "lrpcore_heatmap.png" in text and "LRPCORE_MODELS" in text and "epsilon_gamma_box" in text
+    assert "lrpcore_out/heatmap.png" in text and "LRPCORE_MODELS" in text and "epsilon_gamma_box" in text
 
 
 def test_shipped_models_are_found_through_the_environment_variable(tmp_path, monkeypatch):

@@ -40,7 +40,7 @@ def test_evaluate_writes_curves_tables_and_a_summary_equal_to_the_library(model_
     assert code == 0
     assert sorted(path.name for path in out.iterdir()) == ["curve.png", "per_image.csv", "results.json", "steps.png"]
     line = capsys.readouterr().out.strip()
-    assert line.startswith("tiny: 3 images, epsilon_plus, constant: morf AUC") and "lrf AUC" in line
+    assert line.startswith("tiny: 3 images, epsilon_plus, constant, float32: morf AUC") and "lrf AUC" in line
 
     model = lrpcore.load(str(model_file))
     data = shapes(3, size=32, seed=2)

@@ -310,7 +310,7 @@ def test_class_names_are_accepted_as_targets():
     by_name = explain(model, _x(), target="c")
     assert by_name.target.tolist() == [2, 2]
     assert explain(model, _x(), target=["e", "a"]).target.tolist() == [4, 0]
-    with pytest.raises(lrpcore.InputValueError, match=r"unknown class name\(s\) \['z'\]; the model's classes"):
+    with pytest.raises(lrpcore.InputValueError, match=r"target 'z' is not a class of model 'relu_network'; classes: a, b"):
         explain(model, _x(), target="z")
 
 

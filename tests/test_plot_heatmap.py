@@ -97,7 +97,7 @@ def test_heatmap_grid_places_images_above_heatmaps_and_writes_png(tmp_path):
     path = tmp_path / "grid.png"
     figure = heatmap_grid(relevances, titles=[f"s{i}" for i in range(5)], images=images, columns=3, out=path)
     assert path.read_bytes()[:4] == b"\x89PNG"
-    visible = [axes for axes in figure.axes if axes.axison]
+    visible = [axes for axes in figure.axes if axes.axison and axes.get_label() != "<colorbar>"]
     assert len(visible) == 10  # 5 images + 5 heatmaps, on a 4 x 3 grid
     titles = sorted(axes.get_title() for axes in visible if axes.get_title())
     assert titles == ["s0", "s1", "s2", "s3", "s4"]
@@ -111,6 +111,22 @@ def test_heatmap_grid_shared_scale_uses_one_limit_for_all_maps():
     separate = heatmap_grid(relevances)
     limits = {axes.get_images()[0].get_clim() for axes in separate.axes if axes.get_images()}
     assert len(limits) == 2
+
+
+def test_heatmap_grid_has_an_overall_title_and_one_colour_bar():
+    relevances = np.stack([np.eye(6), -3 * np.eye(6), np.ones((6, 6))])
+    shared = heatmap_grid(relevances, shared_scale=True, scale="max", title="three maps")
+    assert shared.get_suptitle() == "three maps"
+    bars = [axes for axes in shared.axes if axes.get_label() == "<colorbar>"]
+    assert len(bars) == 1
+    assert bars[0].get_ylim() == pytest.approx((-3.0, 3.0))        # the shared b = max|R| in relevance units
+    separate = heatmap_grid(relevances, scale="max")
+    bars = [axes for axes in separate.axes if axes.get_label() == "<colorbar>"]
+    assert len(bars) == 1 and [t.get_text() for t in bars[0].get_yticklabels()] == ["−b", "0", "+b"]
+    # each map states its own b under it
+    assert sorted(axes.get_xlabel() for axes in separate.axes if axes.get_xlabel()) == ["b = 1", "b = 1", "b = 3"]
+    assert not heatmap_grid(relevances, colorbar=False).get_suptitle()
+    assert not [axes for axes in heatmap_grid(relevances, colorbar=False).axes if axes.get_label() == "<colorbar>"]
 
 
 def test_heatmap_grid_checks_counts():

@@ -64,3 +64,41 @@ def test_bad_sweep_config_is_one_clear_error_line(config_file, capsys, change, m
     assert main(["sweep", str(config_file), "--no-progress"]) == 1
     error = capsys.readouterr().err
     assert error.startswith("lrpcore: error:") and message in error
+
+
+def test_config_paths_are_relative_to_the_config_file_wherever_the_command_runs(config_file, tmp_path, monkeypatch,
+                                                                                 capsys):
+    """One rule for 'model', 'data.npy' and 'out': relative to the config's folder, not the working folder."""
+    config = json.loads(config_file.read_text())
+    config.update({"out": "results_here", "grid": {"values": [0, 0.25]}, "target": 1})
+    config_file.write_text(json.dumps(config))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "model.h5").write_bytes(b"not the model: must not be read")   # a decoy in the working folder
+    monkeypatch.chdir(elsewhere)
+    assert main(["sweep", str(config_file), "--no-progress", "--no-plots", "--dtype", "float64"]) == 0
+    assert (tmp_path / "results_here" / "results.csv").is_file()
+    assert not (elsewhere / "results_here").exists()
+    assert "(float64)" in capsys.readouterr().out
+    from lrpcore.sweep import SweepStore
+    table = SweepStore(tmp_path / "results_here", ["gamma", "epsilon"]).load()
+    assert set(table["target"].tolist()) == {1}                            # "target": 1 for every image
+    # --out on the command line is relative to the working folder
+    assert main(["sweep", str(config_file), "--no-progress", "--no-plots", "--out", "mine"]) == 0
+    assert (elsewhere / "mine" / "results.csv").is_file()
+
+
+def test_config_model_may_be_a_shipped_model_name_and_target_a_class_name(tmp_path, capsys):
+    config = {"model": "shapes_cnn", "data": {"dataset": "shapes", "count": 2, "seed": 4}, "target": "ring",
+              "composite": "tutorial", "grid": {"values": [0.25]}, "evaluation": {"sorts": ["morf"]},
+              "out": "out"}
+    path = tmp_path / "sweep.json"
+    path.write_text(json.dumps(config))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots"]) == 0
+    from lrpcore.sweep import SweepStore
+    table = SweepStore(tmp_path / "out", ["gamma", "epsilon"]).load()
+    assert set(table["target"].tolist()) == {4}                            # 'ring' is class 4 of shapes_cnn
+    config["target"] = "rings"
+    path.write_text(json.dumps(config))
+    assert main(["sweep", str(path), "--no-progress", "--no-plots", "--overwrite"]) == 1
+    assert "'rings' is not a class of model 'shapes_cnn'" in capsys.readouterr().err

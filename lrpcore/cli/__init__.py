@@ -1,4 +1,4 @@
-"""The ``lrpcore`` command: ``explain``, ``inspect``, ``convert``, ``evaluate``, ``sweep``, ``stability``.
+"""The ``lrpcore`` command: ``explain``, ``report``, ``inspect``, ``convert``, ``evaluate``, ``sweep``, ``stability``.
 
 Each subcommand lives in its own module ``lrpcore.cli.<name>`` with two functions:
 ``add_parser(subparsers)`` registers its arguments, ``run(args) -> int`` does the work.
@@ -13,7 +13,7 @@ import sys
 from typing import Sequence
 
 #: Subcommand name → module, in the order ``--help`` lists them.
-SUBCOMMANDS = ("explain", "inspect", "convert", "evaluate", "sweep", "stability")
+SUBCOMMANDS = ("explain", "report", "inspect", "convert", "evaluate", "sweep", "stability")
 
 
 def _available() -> list[tuple[str, object]]:

@@ -1,6 +1,6 @@
 """``lrpcore evaluate MODEL DATA``: pixel flipping of LRP heatmaps, with curves, AUCs and a summary line.
 
-MODEL: an lrpcore model file (or anything ``lrpcore convert`` reads). DATA: either
+MODEL: a model file in any format ``lrpcore inspect`` reads, or the name of a shipped model. DATA: either
 
 - a ``.npy`` file of *raw* inputs (N, C, H, W) in the model's value range (``--preprocessed``
   if they are already model inputs), with ``--targets FILE.npy`` (N,) class labels, or
@@ -29,7 +29,9 @@ from typing import Any
 import numpy
 
 from ..errors import InputValueError, ShapeError
-from ._models import add_source_arguments, read_model, source_options
+from ._common import add_dtype_argument, cast_model, class_label, dtype_name, load_model, target_from_text, \
+    write_figure
+from ._models import add_source_arguments
 
 OUTPUT_FILES = ("curve.png", "steps.png", "per_image.csv", "results.json")
 GENERATORS = ("shapes", "motifs")
@@ -50,12 +52,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         epilog="example: lrpcore evaluate models/shapes_cnn.h5 shapes:32:seed=1 --composite epsilon_plus "
                "--sort morf lrf random --mode inpaint --out pf_results",
     )
-    parser.add_argument("model", metavar="MODEL", help="model file (lrpcore .h5, or what 'lrpcore convert' reads)")
+    parser.add_argument("model", metavar="MODEL", help="model file (any format 'lrpcore inspect' reads) or the name "
+                                                       "of a shipped model (shapes_cnn, ...)")
     parser.add_argument("data", metavar="DATA", help="raw inputs .npy, or NAME:N[:key=value...] with NAME in "
                                                      f"{', '.join(GENERATORS)}")
     parser.add_argument("--targets", metavar="FILE", help="(N,) integer class labels (.npy) for .npy DATA")
-    parser.add_argument("--target", choices=("label", "pred"), default=None,
-                        help="explain and score the label (default when labels are known) or the predicted class")
+    parser.add_argument("--target", default=None, metavar="T",
+                        help="what to explain and score: 'label' (default when labels are known), 'pred' (the "
+                             "predicted class), or one class for every input, by index or name (e.g. 'ring')")
+    add_dtype_argument(parser)
     parser.add_argument("--preprocessed", action="store_true",
                         help=".npy DATA already holds model inputs (do not apply the model's preprocessing)")
     parser.add_argument("--composite", metavar="NAME", default="epsilon_plus", choices=composites,
@@ -160,8 +165,14 @@ def load_data(args: Any, model: Any) -> tuple[numpy.ndarray, numpy.ndarray | Non
     return numpy.asarray(inputs, dtype=numpy.float32), labels, description
 
 
-def _targets(args: Any, labels: numpy.ndarray | None) -> Any:
+def _targets(args: Any, labels: numpy.ndarray | None, model: Any = None) -> Any:
     choice = args.target or ("label" if labels is not None else "pred")
+    if model is not None and choice not in ("label", "pred"):
+        chosen = target_from_text(choice, model, keywords=("label", "pred"))
+        if isinstance(chosen, int):
+            return chosen
+    if choice not in ("label", "pred"):
+        raise InputValueError(f"--target {choice!r} must be 'label', 'pred', a class index or a class name")
     if choice == "label":
         if labels is None:
             raise InputValueError("--target label needs labels: give --targets FILE.npy (or use --target pred)")
@@ -170,23 +181,35 @@ def _targets(args: Any, labels: numpy.ndarray | None) -> Any:
 
 
 def _heatmaps(model: Any, inputs: numpy.ndarray, target: Any, composite: str, batch_size: int,
-              seed: int) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """(relevance, explained targets), explained in chunks of ``batch_size``."""
+              seed: int, progress: Any = None) -> tuple[numpy.ndarray, numpy.ndarray]:
+    """(relevance, explained targets), explained in chunks of ``batch_size``; ``progress(n)`` after each chunk."""
     from ..backend import to_numpy
     from ..explain import explain
+
+    def per_chunk(start: int) -> Any:
+        if isinstance(target, (str, int)):
+            return target
+        return target[start:start + batch_size]
 
     if composite == RANDOM_HEATMAP:
         rng = numpy.random.default_rng(seed)
         logits = numpy.concatenate([to_numpy(model.forward(inputs[start:start + batch_size]))
                                     for start in range(0, len(inputs), batch_size)])
-        targets = logits.argmax(axis=1) if isinstance(target, str) else numpy.asarray(target)
+        if isinstance(target, str):
+            targets = logits.argmax(axis=1)
+        else:
+            targets = numpy.broadcast_to(numpy.asarray(target), (len(inputs),)).copy()
+        if progress is not None:
+            progress(len(inputs))
         return rng.normal(size=inputs.shape), targets
     relevances, targets = [], []
     for start in range(0, len(inputs), batch_size):
-        part = target if isinstance(target, str) else target[start:start + batch_size]
-        explanation = explain(model, inputs[start:start + batch_size], target=part, composite=composite)
+        chunk = inputs[start:start + batch_size]
+        explanation = explain(model, chunk, target=per_chunk(start), composite=composite)
         relevances.append(to_numpy(explanation.relevance))
         targets.append(to_numpy(explanation.target))
+        if progress is not None:
+            progress(len(chunk))
     return numpy.concatenate(relevances), numpy.concatenate(targets)
 
 
@@ -203,38 +226,50 @@ def _number(value: Any) -> Any:
     return None if value is None else float(value)
 
 
+def _target_text(model: Any, target: Any) -> str:
+    """How the explained classes are named in titles: 'label', 'pred' or the class name."""
+    if isinstance(target, int):
+        return f"class '{class_label(model, target)}'"
+    return "true class" if not isinstance(target, str) else "predicted class"
+
+
 def run(args: argparse.Namespace) -> int:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    from .._progress import progress_bar
     from ..evaluate import pixel_flipping
     from ..plot.perturbation import perturbation_curve, perturbation_steps
 
     _check_output(args.out, args.overwrite)
     start = time.perf_counter()
-    model, _ = read_model(args.model, **source_options(args))
+    model, _ = load_model(args.model, args)
+    model = cast_model(model, args.dtype)
     inputs, labels, data_description = load_data(args, model)
-    target = _targets(args, labels)
-    relevance, targets = _heatmaps(model, inputs, target, args.composite, args.batch_size, args.seed)
+    target = _targets(args, labels, model)
     options = dict(mode=args.mode, patch_size=args.patch_size, schedule=args.schedule, steps=args.steps,
                    final_gray=args.final_gray, reperturb=args.reperturb, channel_reduce=args.channel_reduce,
                    score=args.score, seed=args.seed, batch_size=args.batch_size, constant=args.constant)
-    curves = {sort: pixel_flipping(model, inputs, relevance, targets, sort=sort, **options) for sort in args.sort}
-    first = args.sort[0]
-    example = pixel_flipping(model, inputs[:1], relevance[:1], targets[:1], sort=first, keep_images=True, **options)
+    count = len(inputs)
+    # one bar for the whole run, in images: explaining them, then flipping them once per sort (and one example)
+    with progress_bar(count * (1 + len(args.sort)) + 1, "evaluating", unit="image") as bar:
+        relevance, targets = _heatmaps(model, inputs, target, args.composite, args.batch_size, args.seed,
+                                       progress=bar.update)
+        curves = {}
+        for sort in args.sort:
+            bar.set_postfix_str(f"pixel flipping, {sort}")
+            curves[sort] = pixel_flipping(model, inputs, relevance, targets, sort=sort, progress=bar.update,
+                                          **options)
+        first = args.sort[0]
+        example = pixel_flipping(model, inputs[:1], relevance[:1], targets[:1], sort=first, keep_images=True,
+                                 progress=bar.update, **options)
 
     os.makedirs(args.out, exist_ok=True)
     _check_output(args.out, args.overwrite)  # again: another process may have written meanwhile
     name = model.metadata.name or os.path.basename(args.model)
     figure = perturbation_curve(curves, normalised=any(curve.valid.any() for curve in curves.values()),
-                                title=f"{name}, {args.composite}, {args.mode}, {len(inputs)} images")
-    figure.savefig(os.path.join(args.out, "curve.png"), dpi=120, bbox_inches="tight")
-    plt.close(figure)
+                                title=f"{name}, {args.composite}, {args.mode}, {count} images, "
+                                      f"{_target_text(model, target)}, {dtype_name(model)}")
+    write_figure(figure, os.path.join(args.out, "curve.png"), overwrite=True, dpi=120)
     figure = perturbation_steps(example, relevance=relevance[0], metadata=model.metadata)
-    figure.savefig(os.path.join(args.out, "steps.png"), dpi=120, bbox_inches="tight")
-    plt.close(figure)
+    write_figure(figure, os.path.join(args.out, "steps.png"), overwrite=True, dpi=120)
 
     with open(os.path.join(args.out, "per_image.csv"), "w", newline="") as handle:
         writer = csv.writer(handle)
@@ -251,7 +286,8 @@ def run(args: argparse.Namespace) -> int:
                                  f"{curve.scores[image, 0]:.8g}", f"{curve.scores[image, -1]:.8g}"])
     results = {
         "model": os.path.abspath(args.model), "model_name": name, "data": data_description,
-        "composite": args.composite, "target": target if isinstance(target, str) else "label",
+        "composite": args.composite, "dtype": dtype_name(model),
+        "target": target if isinstance(target, str) else (int(target) if isinstance(target, int) else "label"),
         "settings": {key: (list(value) if isinstance(value, tuple) else value) for key, value in options.items()},
         "curves": {},
     }
@@ -278,6 +314,6 @@ def run(args: argparse.Namespace) -> int:
                      + (f" (normalised {normalised:.4g}{better})" if normalised is not None else better)
                      + f", AOPC {summary['aopc']:.4g}")
     calls = sum(curve.model_calls for curve in curves.values())
-    print(f"{name}: {len(inputs)} images, {args.composite}, {args.mode}: " + "; ".join(parts)
+    print(f"{name}: {len(inputs)} images, {args.composite}, {args.mode}, {dtype_name(model)}: " + "; ".join(parts)
           + f"; {calls} model calls, {time.perf_counter() - start:.1f} s; wrote {args.out}/")
     return 0

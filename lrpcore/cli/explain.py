@@ -3,7 +3,7 @@
 With no arguments the command explains the shipped shapes model (``models/shapes_cnn.h5``)
 on one freshly generated image, so a newcomer sees a first heatmap in one step::
 
-    lrpcore explain                                   # → lrpcore_heatmap.png
+    lrpcore explain                                   # → lrpcore_out/heatmap.png
     lrpcore explain models/digits_cnn.h5              # a digits test image
     lrpcore explain shapes_cnn photo.png --target circle --out circle.png
     lrpcore explain my_model.h5 batch.npy --grid --out batch.png
@@ -19,6 +19,11 @@ INPUT holds *raw* values in the model's value range (``model.metadata.value_rang
 [0, 1]); the model's preprocessing (``model.metadata.preprocess``: per-channel mean/std)
 is applied before the network sees them (``--preprocessed`` skips it). Images are never
 resized: their size must match the model's input.
+
+Without ``--out`` the picture goes to a folder ``lrpcore_out`` in the working folder, under a
+name not used yet (``heatmap.png``, then ``heatmap-2.png``, ...): running the command again
+never fails and never replaces a file. An explicit ``--out`` that exists is replaced only with
+``--overwrite``.
 """
 from __future__ import annotations
 
@@ -32,19 +37,44 @@ from typing import Any, Sequence
 import numpy
 
 from ..errors import InputValueError, ShapeError
+from ._common import TARGET_HELP, add_dtype_argument, cast_model, dtype_name, fresh_output, target_from_text, \
+    write_figure
+from ._models import add_source_arguments
 
 #: Environment variable naming a folder with the shipped models.
 MODELS_ENVIRONMENT_VARIABLE = "LRPCORE_MODELS"
 #: The shipped model used when no MODEL is given.
 DEFAULT_MODEL = "shapes_cnn"
-#: The heatmap file written when no --out is given (in the current folder).
-DEFAULT_OUTPUT = "lrpcore_heatmap.png"
+#: The heatmap file written when no --out is given (in the folder lrpcore_out, numbered when taken).
+DEFAULT_OUTPUT = "heatmap.png"
 #: The composite used when no --composite is given (see the --composite help).
 DEFAULT_COMPOSITE = "epsilon_gamma_box"
 #: File name endings read as pictures (through Pillow).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 #: Samples explained at once.
 BATCH_SIZE = 16
+
+#: The --help epilog: the module docstring's content as plain text.
+EPILOG = """examples:
+  lrpcore explain                                  writes lrpcore_out/heatmap.png (then heatmap-2.png, ...)
+  lrpcore explain models/digits_cnn.h5             a digits test image
+  lrpcore explain shapes_cnn photo.png --target circle --out circle.png
+  lrpcore explain my_model.h5 batch.npy --grid --out batch.png
+  lrpcore explain my_model.keras                   any format 'lrpcore inspect' reads
+  lrpcore explain shapes_cnn_cleverhans --watermark --samples 6 --grid --out hans.png
+
+Where the shipped models are found (first match wins): the folder named by the environment
+variable LRPCORE_MODELS; the models/ folder next to the lrpcore package (a source checkout);
+<sys.prefix>/share/lrpcore/models (an installed data folder). A MODEL argument that is not an
+existing file but the name of a shipped model (shapes_cnn, digits_mlp, ...) is looked up there.
+
+INPUT holds raw values in the model's value range (e.g. [0, 1]); the model's preprocessing
+(per-channel mean/std) is applied before the network sees them (--preprocessed skips it).
+Images are never resized: their size must match the model's input.
+
+Without --out the picture goes to the folder lrpcore_out in the working folder, under a name
+not used yet (heatmap.png, then heatmap-2.png, ...): running the command again never fails and
+never replaces a file. An --out file that exists is replaced only with --overwrite."""
 
 
 def models_folders() -> list[Path]:
@@ -78,12 +108,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         help="explain a prediction: write a heatmap PNG and print the conservation table",
         description="Explain a model's prediction with LRP: write a heatmap PNG, print the predicted\n"
                     "class and the per-layer relevance conservation table. With no arguments it explains\n"
-                    f"the shipped {DEFAULT_MODEL} model on a generated image and writes {DEFAULT_OUTPUT}.",
-        epilog=__doc__.split("\n\n", 1)[1],
+                    f"the shipped {DEFAULT_MODEL} model on a generated image and writes "
+                    f"lrpcore_out/{DEFAULT_OUTPUT}.",
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("model", nargs="?", metavar="MODEL",
-                        help=f"lrpcore model file (.h5), or the name of a shipped model (default: {DEFAULT_MODEL}). "
+                        help="model file in any format 'lrpcore inspect' reads (lrpcore .h5, Keras .h5/.keras/"
+                             ".weights.h5, PyTorch .pt/.pth with --arch), or the name of a shipped model "
+                             f"(default: {DEFAULT_MODEL}). "
                              "If the only argument is an input file (.npy, an image or FILE.h5:DATASET) it is "
                              "taken as INPUT for the default model")
     parser.add_argument("input", nargs="?", metavar="INPUT",
@@ -98,12 +131,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--stabilizer", choices=sorted(STABILIZERS), metavar="NAME",
                         help="override every rule's denominator stabilizer (each rule keeps its ε). One of: "
                              f"{', '.join(sorted(STABILIZERS))}")
-    parser.add_argument("--target", default="pred", metavar="T",
-                        help="class to explain: 'pred' (the predicted class, default), a class index, or a "
-                             "class name such as 'circle'")
+    parser.add_argument("--target", default="pred", metavar="T", help=TARGET_HELP)
+    add_dtype_argument(parser)
     parser.add_argument("--out", default=None, metavar="FILE",
-                        help=f"PNG to write (default {DEFAULT_OUTPUT} in the current folder). A batch writes "
-                             "FILE_000.png, FILE_001.png, ... (or one grid with --grid)")
+                        help=f"PNG to write (default: lrpcore_out/{DEFAULT_OUTPUT}, numbered -2, -3, ... when "
+                             "taken). A batch writes FILE_000.png, FILE_001.png, ... (or one grid with --grid)")
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
     parser.add_argument("--grid", action="store_true", help="for a batch: write one grid picture instead of "
                                                             "one PNG per sample")
@@ -121,6 +153,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--preprocessed", action="store_true",
                         help="INPUT already holds model inputs (after mean/std normalisation); skip "
                              "model.metadata.preprocess")
+    add_source_arguments(parser)
     parser.set_defaults(run=run)
     return parser
 
@@ -138,21 +171,6 @@ class _Inputs:
 def _looks_like_input(argument: str) -> bool:
     lowered = argument.lower()
     return lowered.endswith((".npy",) + IMAGE_SUFFIXES) or ".h5:" in lowered or ".hdf5:" in lowered
-
-
-def _resolve_model_path(argument: str | None) -> Path:
-    if argument is None:
-        return find_shipped_model(DEFAULT_MODEL)
-    path = Path(argument)
-    if path.is_file():
-        return path
-    if os.sep not in argument and "/" not in argument:
-        try:
-            return find_shipped_model(argument)
-        except FileNotFoundError:
-            pass
-    raise FileNotFoundError(f"model file {argument} does not exist (nor is it the name of a shipped model in "
-                            f"{', '.join(str(folder) for folder in models_folders())})")
 
 
 def _sample_shape(model: Any) -> tuple[int, ...]:
@@ -296,17 +314,6 @@ def _generated_inputs(model: Any, seed: int, count: int, watermark: bool = False
 
 
 # --- targets and output files ---------------------------------------------------------------------------
-def _resolve_target(text: str, class_names: Sequence[str]) -> Any:
-    if text == "pred":
-        return "pred"
-    if text.lstrip("-").isdigit():
-        return int(text)
-    if text in class_names:
-        return list(class_names).index(text)
-    known = ", ".join(class_names) if class_names else "the model has no class names"
-    raise InputValueError(f"--target {text!r} is neither 'pred', a class index nor a class name ({known})")
-
-
 def _output_paths(out: str, count: int, grid: bool) -> list[Path]:
     path = Path(out)
     if path.suffix.lower() != ".png":
@@ -371,14 +378,13 @@ class _Results:
 
 def _explain_in_batches(model: Any, model_inputs: numpy.ndarray, target: Any, composite: Any,
                         stabilizer: str | None) -> _Results:
-    """LRP for every sample, ``BATCH_SIZE`` at a time, with a progress bar for batches."""
-    from tqdm.auto import tqdm
-
+    """LRP for every sample, ``BATCH_SIZE`` at a time, with a progress bar (on a terminal) for batches."""
+    from .._progress import progress_bar
     from ..explain import explain
 
     count = model_inputs.shape[0]
     relevances, logits, targets, explanations = [], [], [], []
-    with tqdm(total=count, desc="explaining", unit="sample", disable=count == 1, file=sys.stderr) as progress:
+    with progress_bar(count, "explaining", unit="sample") as progress:
         for begin in range(0, count, BATCH_SIZE):
             explanation = explain(model, model_inputs[begin:begin + BATCH_SIZE], target=target,
                                   composite=composite, stabilizer=stabilizer)
@@ -395,14 +401,15 @@ def _class_name(class_names: Sequence[str], index: int) -> str:
     return class_names[index] if index < len(class_names) else str(index)
 
 
-def _print_report(model: Any, model_path: Path, inputs: _Inputs, results: _Results, args: argparse.Namespace) -> None:
+def _print_report(model: Any, model_path: Any, inputs: _Inputs, results: _Results, args: argparse.Namespace) -> None:
     """Model, input, per-sample prediction and explained class, then the conservation table(s)."""
     names = tuple(model.metadata.class_names or ())
     count = results.logits.shape[0]
     predictions, probabilities = results.predictions, results.probabilities
     print(f"model: {model.metadata.name} ({model_path})")
     print(f"input: {inputs.description}")
-    print(f"composite: {args.composite}" + (f", stabilizer override: {args.stabilizer}" if args.stabilizer else ""))
+    print(f"composite: {args.composite}" + (f", stabilizer override: {args.stabilizer}" if args.stabilizer else "")
+          + f"; precision: {dtype_name(model)}")
     for sample in range(count):
         predicted, explained = int(predictions[sample]), int(results.targets[sample])
         truth = f", true class {_class_name(names, int(inputs.labels[sample]))}" if inputs.labels is not None else ""
@@ -425,7 +432,7 @@ def _print_report(model: Any, model_path: Path, inputs: _Inputs, results: _Resul
 def _write_pictures(model: Any, raw_images: numpy.ndarray, inputs: _Inputs, results: _Results,
                     outputs: Sequence[Path], args: argparse.Namespace) -> None:
     """One grid picture (``--grid`` with several samples) or one three-panel picture per sample."""
-    from ..plot.heatmap import heatmap_grid, save_figure
+    from ..plot.heatmap import heatmap_grid
 
     metadata = model.metadata
     names = tuple(metadata.class_names or ())
@@ -441,12 +448,15 @@ def _write_pictures(model: Any, raw_images: numpy.ndarray, inputs: _Inputs, resu
                 title += f"\nR for {_class_name(names, int(results.targets[sample]))}"
             titles.append(title)
         figure = heatmap_grid(results.relevance, titles=titles, images=raw_images, value_range=metadata.value_range,
-                              scale=args.scale)
-        save_figure(figure, outputs[0], overwrite=args.overwrite)
+                              scale=args.scale,
+                              title=f"{metadata.name}: LRP composite {args.composite}, {count} samples, "
+                                    f"{dtype_name(model)}")
+        write_figure(figure, outputs[0], overwrite=args.overwrite)
         return
     limit = {"tutorial": "b = 10·mean(|R|³)^(1/3)", "max": "b = max|R|",
              "auto": "b = min(10·mean(|R|³)^(1/3), max|R|)"}[args.scale]
-    caption = f"LRP composite {args.composite}; relevance summed over channels; colour limit {limit}"
+    caption = (f"LRP composite {args.composite}, {dtype_name(model)}; relevance summed over channels; "
+               f"colour limit {limit}")
     for sample, path in enumerate(outputs):
         predicted, explained = int(predictions[sample]), int(results.targets[sample])
         heading = (f"{metadata.name}: predicted {_class_name(names, predicted)} "
@@ -454,12 +464,12 @@ def _write_pictures(model: Any, raw_images: numpy.ndarray, inputs: _Inputs, resu
                    f"(score {results.logits[sample, explained]:.3g})")
         figure = _panel_figure(raw_images[sample], results.relevance[sample], metadata.value_range, caption, heading,
                                args.scale)
-        save_figure(figure, path, overwrite=args.overwrite)
+        write_figure(figure, path, overwrite=args.overwrite)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..composites import get_composite
-    from ..io import load
+    from ._common import load_model
 
     model_argument, input_argument = args.model, args.input
     if input_argument is None and model_argument is not None and _looks_like_input(model_argument) \
@@ -467,8 +477,8 @@ def run(args: argparse.Namespace) -> int:
         model_argument, input_argument = None, model_argument
     if args.samples < 1:
         raise InputValueError(f"--samples must be at least 1, got {args.samples}")
-    model_path = _resolve_model_path(model_argument)
-    model = load(model_path)
+    model, model_path = load_model(model_argument, args, default=DEFAULT_MODEL)
+    model = cast_model(model, args.dtype)
     metadata = model.metadata
 
     if input_argument is None:
@@ -480,9 +490,13 @@ def run(args: argparse.Namespace) -> int:
             raise InputValueError("--watermark and --samples apply to generated inputs only, not to an INPUT file")
         inputs = _Inputs(read_input(input_argument, model, args.preprocessed), None, input_argument)
     count = inputs.raw.shape[0]
-    outputs = _output_paths(args.out or DEFAULT_OUTPUT, count, args.grid)
+    target = target_from_text(args.target, model)
+    if args.out is None:   # a fresh name in lrpcore_out/: a rerun never fails and never replaces a file
+        out = fresh_output(DEFAULT_OUTPUT, lambda candidate: _output_paths(str(candidate), count, args.grid))
+    else:
+        out = args.out
+    outputs = _output_paths(str(out), count, args.grid)
     _check_writable(outputs, args.overwrite)  # before any work: never overwrite, never waste the user's time
-    target = _resolve_target(args.target, tuple(metadata.class_names or ()))
 
     model_inputs = inputs.raw if args.preprocessed else metadata.preprocess(inputs.raw)
     raw_images = metadata.deprocess(inputs.raw) if args.preprocessed else inputs.raw

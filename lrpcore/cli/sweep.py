@@ -3,9 +3,11 @@
 CONFIG is a JSON (or, with PyYAML installed, YAML) file; see ``tools/sweep_example.json``::
 
     {
-      "model": "models/shapes_cnn.h5",             # relative paths: to the config file's folder first
+      "model": "shapes_cnn",                       # a shipped model's name, or a file in any format
+                                                   # 'lrpcore inspect' reads, e.g. "../models/shapes_cnn.h5"
       "data": {"dataset": "shapes", "count": 16, "seed": 1},   # or {"npy": "x.npy", "targets": "y.npy"}
-      "target": "label",                           # "label" (default when labels exist) or "pred"
+      "target": "label",                           # "label" (default when labels exist), "pred",
+                                                   # or one class for all images, by index or name
       "composite": "tutorial",                     # preset: "tutorial" (gamma × epsilon) or "decreasing_gamma"
       "grid": "thesis",                            # {0} ∪ logspace(-4, 0, 15) on both axes; or
                                                    # {"values": [...]} for both, or {"gamma": [...], ...}
@@ -13,8 +15,16 @@ CONFIG is a JSON (or, with PyYAML installed, YAML) file; see ``tools/sweep_examp
       "executor": null,                            # null, "processes" or "dask"
       "scheduler": null, "workers": 2,             # Dask scheduler address ("tcp://host:8786"), pool size
       "config_block": 16, "image_block": 16,
-      "out": "sweep_results"
-    }
+      "out": "sweep_results",
+      "dtype": "float32",                          # or "float64"
+      "model_options": {"arch": "vgg16"}           # optional: how to read a Keras weights-only file
+    }                                              # ("config", "input_shape") or a PyTorch state
+                                                   # dict ("arch", "input_size"), as lrpcore inspect
+
+Paths in the config (``model``, ``out``, ``data.npy``, ``data.targets``, ``model_options.config``) follow one rule: a
+relative path is relative to the folder of the config file, wherever the command is run from
+(``out`` defaults to ``sweep_results`` there). Paths given on the command line (``--out``) are
+relative to the working folder, as usual.
 
 Writes into ``out``: ``manifest.json`` and ``results.csv`` (the tidy table, resumable: run
 the same command again after an interruption), ``contour_<sort>.png`` for each sort,
@@ -33,9 +43,18 @@ from typing import Any
 import numpy
 
 from ..errors import InputValueError
+from ._common import DTYPES, cast_model, dtype_name, load_model, target_from_text
 
 CONFIG_KEYS = {"model", "data", "target", "composite", "grid", "evaluation", "executor", "scheduler", "workers",
-               "config_block", "image_block", "out", "overwrite"}
+               "config_block", "image_block", "out", "overwrite", "dtype", "model_options"}
+#: Keys of "model_options": how to read a Keras or PyTorch file (as lrpcore inspect's options).
+MODEL_OPTION_KEYS = {"config", "arch", "input_shape", "input_size"}
+
+EPILOG = """example: lrpcore sweep tools/sweep_example.json --executor dask
+
+Relative paths inside CONFIG (model, out, data.npy, data.targets) are relative to the folder of
+the config file, wherever the command runs; --out on the command line is relative to the working
+folder. The model may also be the name of a shipped model (shapes_cnn, ...)."""
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -45,10 +64,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Sweep a composite preset's hyperparameters over a grid, score each configuration by "
                     "pixel-flipping AUC (MoRF, LRF, random) on a set of images, store the tidy table "
                     "(resumable), draw contour plots and print the best configuration per sort.",
-        epilog="example: lrpcore sweep tools/sweep_example.json --executor dask",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("config", metavar="CONFIG", help="sweep configuration (.json, or .yaml with PyYAML)")
-    parser.add_argument("--out", metavar="DIR", help="output directory (overrides the config's 'out')")
+    parser.add_argument("--out", metavar="DIR", help="output directory (overrides the config's 'out'; relative to "
+                                                     "the working folder)")
     parser.add_argument("--executor", choices=("serial", "processes", "dask"), help="where tasks run")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies dask)")
@@ -56,7 +77,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace a different sweep stored in the output directory")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="write the table only")
-    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    parser.add_argument("--no-progress", dest="progress", action="store_false",
+                        help="no progress bar (bars are drawn only on a terminal anyway)")
+    parser.add_argument("--dtype", choices=DTYPES, default=None,
+                        help="precision of the model and the computation (overrides the config's 'dtype'; "
+                             "default float32)")
     parser.set_defaults(run=run)
     return parser
 
@@ -90,10 +115,34 @@ def read_config(path: str) -> dict[str, Any]:
 
 
 def _resolve(path: str, base: Path) -> str:
+    """A path from the config: relative paths are relative to the config file's folder ``base``."""
     candidate = Path(path)
-    if not candidate.is_absolute() and (base / candidate).exists():
-        return str(base / candidate)
-    return str(candidate)
+    return str(candidate if candidate.is_absolute() else base / candidate)
+
+
+def _model_options(config: dict[str, Any], base: Path) -> argparse.Namespace:
+    """The config's ``model_options`` as the source options of :func:`lrpcore.cli._models.read_model`."""
+    options = config.get("model_options") or {}
+    if not isinstance(options, dict) or set(options) - MODEL_OPTION_KEYS:
+        raise InputValueError(f"'model_options' must be a mapping with keys from {sorted(MODEL_OPTION_KEYS)}, "
+                              f"got {options!r}")
+    keras_config = options.get("config")
+    shape = options.get("input_shape")
+    return argparse.Namespace(config=_resolve(keras_config, base) if keras_config else None, arch=options.get("arch"),
+                              input_shape=list(shape) if shape else None, input_size=options.get("input_size"))
+
+
+def _model(spec: Any, base: Path, args: argparse.Namespace) -> tuple[Any, str]:
+    """The config's model: a file (relative to the config's folder) in any format, or a shipped model's name."""
+    if not isinstance(spec, str) or not spec:
+        raise InputValueError(f"'model' must be a file name or a shipped model's name, got {spec!r}")
+    path = _resolve(spec, base)
+    if not Path(path).is_file() and "/" not in spec and os.sep not in spec and Path(spec).suffix in ("", ".h5"):
+        return load_model(spec, args)           # a shipped model's name
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"model file {path} does not exist (the config's 'model' {spec!r} is relative to "
+                                f"the config's folder {base})")
+    return load_model(path, args)
 
 
 def load_data(spec: Any, model: Any, base: Path) -> tuple[numpy.ndarray, numpy.ndarray | None]:
@@ -136,16 +185,19 @@ def build_params(preset: Any, grid_spec: Any) -> dict[str, tuple[float, ...]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..io import load
     from ..sweep import get_preset, grid
 
     config = read_config(args.config)
     base = Path(args.config).resolve().parent
-    model = load(_resolve(config["model"], base))
+    model, _ = _model(config["model"], base, _model_options(config, base))
+    dtype = args.dtype or config.get("dtype", "float32")
+    if dtype not in DTYPES:
+        raise InputValueError(f"'dtype' must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    model = cast_model(model, dtype)
     inputs, labels = load_data(config["data"], model, base)
     target = config.get("target", "label" if labels is not None else "pred")
     if target not in ("label", "pred"):
-        raise InputValueError(f"'target' must be 'label' or 'pred', got {target!r}")
+        target = target_from_text(str(target), model, keywords=("label", "pred"))
     if target == "label" and labels is None:
         raise InputValueError("'target': 'label' needs labels; the data has none (give data.targets or use 'pred')")
     preset = get_preset(config["composite"])
@@ -154,14 +206,15 @@ def run(args: argparse.Namespace) -> int:
     scheduler = args.scheduler or config.get("scheduler")
     if scheduler and executor in (None, "serial"):
         executor = "dask"
-    out = args.out or config.get("out") or "sweep_results"
-    result = grid(model, inputs, labels.astype(numpy.int64) if target == "label" else None,
+    out = args.out or _resolve(config.get("out") or "sweep_results", base)
+    chosen = labels.astype(numpy.int64) if target == "label" else (None if target == "pred" else int(target))
+    result = grid(model, inputs, chosen,
                   composite=preset.composite, params=params, evaluation=config.get("evaluation") or {},
                   executor=None if executor == "serial" else executor, scheduler=scheduler,
                   workers=args.workers or config.get("workers"), out=out,
                   config_block=int(config.get("config_block", 16)), image_block=int(config.get("image_block", 16)),
                   overwrite=bool(args.overwrite or config.get("overwrite", False)), progress=args.progress)
-    lines = [f"{len(result)} rows in {os.path.join(out, 'results.csv')}"]
+    lines = [f"{len(result)} rows in {os.path.join(out, 'results.csv')} ({dtype_name(model)})"]
     for sort in result.sorts:
         if sort == "random":
             lines.append(f"random: mean AUC {float(numpy.nanmean(result.mean_auc(sort))):.4g} (baseline, same "
@@ -172,23 +225,19 @@ def run(args: argparse.Namespace) -> int:
         lines.append(f"best {sort}: {values} (config {best['config']}, mean AUC {best['auc']:.4g}, "
                      f"{'lower' if sort == 'morf' else 'higher'} is better)")
     if args.plots:
-        _write_plots(result, model, inputs, preset, out, labels if target == "label" else None)
+        _write_plots(result, model, inputs, preset, out, labels if target == "label" else
+                     (None if target == "pred" else numpy.full(len(inputs), int(target))))
         lines.append(f"plots in {out}/")
     print("\n".join(lines))
     return 0
 
 
 def _write_plots(result: Any, model: Any, inputs: numpy.ndarray, preset: Any, out: str, labels: Any) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..plot import auc_distribution, best_heatmaps, sweep_contour
     default = {name: value for name, value in preset.default.items() if name in result.params}
     for sort in result.sorts:
         ax = sweep_contour(result, sort, default=default if len(result.params) == 2 else None)
         ax.figure.savefig(os.path.join(out, f"contour_{sort}.png"), dpi=110, bbox_inches="tight")
-        plt.close(ax.figure)
     chosen = [result.best(sort) for sort in result.sorts if sort != "random"]
     labels_text = [f"best {sort}" for sort in result.sorts if sort != "random"]
     try:
@@ -200,10 +249,8 @@ def _write_plots(result: Any, model: Any, inputs: numpy.ndarray, preset: Any, ou
         if chosen:
             ax = auc_distribution(result, chosen, sort, labels=labels_text)
             ax.figure.savefig(os.path.join(out, f"auc_distribution_{sort}.png"), dpi=110, bbox_inches="tight")
-            plt.close(ax.figure)
     sorts = [sort for sort in result.sorts if sort != "random"]
     if sorts:
         figure = best_heatmaps(model, inputs, result, preset.composite, sorts=sorts,
                                targets=None if labels is None else labels[:4])
         figure.savefig(os.path.join(out, "best_heatmaps.png"), dpi=110, bbox_inches="tight")
-        plt.close(figure)

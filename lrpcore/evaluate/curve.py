@@ -39,7 +39,7 @@ class PerturbationCurve:
 
     ``scores`` (N, S): the target score (logit or probability) at each step; ``counts`` (S,):
     patches perturbed (0 at step 0); ``patch_count``: P; ``masks`` (N, S, H, W) bool: the pixels
-    perturbed at each step; ``images``: (N, S, *input shape) model inputs when ``keep_images``;
+    perturbed at each step; ``images``: (N, S, input shape...) model inputs when ``keep_images``;
     ``targets`` (N,); ``order`` (N, P): patch indices in flipping order; ``patch_scores`` (N, P):
     summed relevance per patch; ``gray_step``: whether the last step is the all-gray image;
     ``model_calls``: forward calls made; ``timings``: seconds in the model, in OpenCV's
@@ -63,6 +63,38 @@ class PerturbationCurve:
     images: np.ndarray | None = None
     model_calls: int = 0
     timings: dict[str, float] = dataclasses.field(default_factory=dict)
+
+    # --- display -------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        """One line: images, steps, sort and mode, and the mean AUCs (the arrays are left out)."""
+        summary = self.summary()
+        normalised = summary["auc_normalised"]
+        better = f", {self.better} is better" if self.better else ""
+        return (f"PerturbationCurve({self.n_images} images × {self.n_steps} steps, sort {self.sort}, mode "
+                f"{self.mode}, {self.patch_count} patches of {self.patch_size[0]}×{self.patch_size[1]}, "
+                f"schedule {self.schedule}, score {self.score}; mean AUC {summary['auc']:.4g}"
+                + (f", normalised {normalised:.4g}" if normalised is not None else "")
+                + f"{better}; AOPC {summary['aopc']:.4g})")
+
+    def _repr_html_(self) -> str:
+        """Notebook view: the summary table and the mean curve as a small inline picture."""
+        import base64
+        import html
+        import io
+
+        summary = self.summary()
+        rows = "".join(f"<tr><td>{html.escape(str(key))}</td><td>{html.escape(_format(value))}</td></tr>"
+                       for key, value in summary.items() if not key.startswith("seconds_"))
+        from ..plot.perturbation import perturbation_curve
+
+        figure = perturbation_curve({f"{self.sort} / {self.mode}": self},
+                                    normalised=bool(self.valid.any()), figsize=(4.0, 2.8))
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=72)
+        picture = base64.b64encode(buffer.getvalue()).decode("ascii")
+        return (f"<div><b>PerturbationCurve</b> ({html.escape(self.sort)}, {html.escape(self.mode)})"
+                f'<div style="display:flex;gap:12px;align-items:flex-start"><table>{rows}</table>'
+                f'<img src="data:image/png;base64,{picture}" alt="mean perturbation curve"></div></div>')
 
     # --- shape ---------------------------------------------------------------------------------
     @property
@@ -168,6 +200,10 @@ class PerturbationCurve:
         }
         result.update({f"seconds_{name}": float(value) for name, value in self.timings.items()})
         return result
+
+
+def _format(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def area_between_curves(lrf: PerturbationCurve, morf: PerturbationCurve, normalised: bool = False) -> np.ndarray:

@@ -88,7 +88,7 @@ def _check(raw: np.ndarray, mask: np.ndarray, value_range: tuple[float, float]) 
 
 def inpaint_telea(raw: np.ndarray, mask: np.ndarray, value_range: tuple[float, float], radius: int = 3,
                   fill: float | np.ndarray | None = None, timer: list[float] | None = None) -> np.ndarray:
-    """Inpaint the ``mask``ed pixels of one raw image (C, H, W) with Telea's method; returns (C, H, W) float64.
+    """Inpaint the pixels under ``mask`` in one raw image (C, H, W) with Telea's method; returns (C, H, W) float64.
 
     ``radius``: OpenCV's inpaintRadius (3 in the thesis code). ``fill``: value for a full mask
     (default: the value-range midpoint). ``timer``: a one-element list to which the seconds

@@ -37,11 +37,11 @@ Sort = Literal["morf", "lrf", "random"]
 
 
 def reduce_channels(relevance, channel_reduce: ChannelReduce = "sum", spatial_ndim: int = 2) -> np.ndarray:
-    """Reduce a heatmap (N, C, *spatial) to one value per position (N, *spatial), float64 NumPy.
+    """Reduce a heatmap (N, C, spatial...) to one value per position (N, spatial...), float64 NumPy.
 
     ``"sum"``: R_p = Σ_c R_{c,p} (relevance is additive, so this keeps the total).
     ``"luminance"``: R_p = 0.299 R_{R,p} + 0.587 R_{G,p} + 0.114 R_{B,p} (needs 3 channels; the
-    thesis code's choice). A heatmap that already has no channel axis (N, *spatial) is returned as is.
+    thesis code's choice). A heatmap that already has no channel axis (N, spatial...) is returned as is.
     """
     heat = np.asarray(to_numpy(relevance), dtype=np.float64)
     if heat.ndim == spatial_ndim + 1:

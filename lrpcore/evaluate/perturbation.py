@@ -220,6 +220,7 @@ def pixel_flipping(
     batch_size: int = 32,
     keep_images: bool = False,
     inpaint_radius: int = 3,
+    progress: Callable[[int], Any] | None = None,
 ) -> PerturbationCurve:
     """Region perturbation of ``x`` guided by ``relevance``; returns the :class:`PerturbationCurve`.
 
@@ -242,7 +243,8 @@ def pixel_flipping(
     ``value_range``: raw (pre-``preprocess``) bounds, default ``model.metadata.value_range``.
     ``score``: ``"logit"`` or ``"probability"`` (softmax) of the target. ``batch_size``: images
     per model call; all N·S perturbed inputs take ⌈N·S / batch_size⌉ calls. ``keep_images``: also
-    return every perturbed model input (N·S images of memory).
+    return every perturbed model input (N·S images of memory). ``progress``: called with 1 after
+    each image's steps are perturbed and queued for the model (e.g. a progress bar's ``update``).
     """
     start = time.perf_counter()
     if sort not in SORTS and sort != "lerf":
@@ -302,6 +304,8 @@ def pixel_flipping(
         scorer.add(stack)
         if kept is not None:
             kept[image] = stack
+        if progress is not None:
+            progress(1)
     outputs = scorer.result().reshape(count, n_steps, -1)
     targets = _resolve_targets(target, outputs[:, 0])
     scores = _select_scores(outputs, targets, score)

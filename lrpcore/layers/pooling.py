@@ -91,12 +91,14 @@ class MaxPool2d(_Pool2d):
     """Max pooling. For relevance it is linearised around the input (section 10.3.2 of Montavon et al. 2019).
 
     ``relevance_weight(x, mode)`` gives the local linear map that reproduces the output:
+
     - ``"winner"`` (default): weight 1/(number of maxima) on each maximum of the window,
       so relevance goes to the winner and ties are split equally;
     - ``"winner_first"``: weight 1 on the first maximum only (what autograd's max-pool
       gradient does, and so zennit);
     - ``"sum"``: weight 1 on every window entry: max pooling treated as sum pooling,
       so relevance is spread in proportion to the activations.
+
     Padding uses -inf, as PyTorch does, so padded positions never win.
     """
 

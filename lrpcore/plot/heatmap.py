@@ -22,7 +22,9 @@ large maps with sparse relevance and the symmetric normalisation on small ones.
 Plotting is host-side: arrays from any backend are copied to NumPy. Figures are built
 with :class:`matplotlib.figure.Figure` and the Agg canvas, never through ``pyplot``, so
 these functions work without a display and do not change the caller's pyplot state;
-pass ``ax=`` to draw into an existing (pyplot or other) figure instead.
+pass ``ax=`` to draw into an existing (pyplot or other) figure instead. In Jupyter the
+returned figure (or the Axes of a figure made here) shows as a picture when it is a cell's
+value (see :mod:`lrpcore.plot._figure`).
 """
 from __future__ import annotations
 
@@ -88,10 +90,9 @@ def heatmap_scale(relevance: Any, scale: Scale = "tutorial") -> float:
 
 
 def _new_axes(size: tuple[float, float] = (4.0, 4.0)) -> Any:
-    from matplotlib.figure import Figure
+    from ._figure import new_figure
 
-    figure = Figure(figsize=size, layout="constrained")
-    return figure.add_subplot()
+    return new_figure(size).add_subplot()
 
 
 def _image_for_display(image: Any, value_range: tuple[float, float]) -> np.ndarray:
@@ -177,14 +178,17 @@ def overlay(image: Any, relevance: Any, *, scale: Scale = "tutorial", cmap: str 
 def heatmap_grid(relevances: Any, *, titles: Sequence[str] | None = None, images: Any = None,
                  columns: int | None = None, scale: Scale = "tutorial", shared_scale: bool = False,
                  cmap: str = "seismic", value_range: tuple[float, float] = (0.0, 1.0), panel_size: float = 2.0,
+                 title: str | None = None, colorbar: bool = True,
                  out: str | os.PathLike | None = None, overwrite: bool = False) -> Any:
     """A grid of heatmaps, one per sample of ``relevances`` ((N, C, H, W), (N, H, W) or a list).
 
     ``titles``: one per sample. ``images``: the inputs (same count, raw values in
     ``value_range``); each is shown above its heatmap. ``columns``: samples per row
     (default min(N, 6)). ``shared_scale``: one b for all maps (computed from all of them
-    together) instead of one per map, to compare magnitudes across samples. Returns the
-    Figure; ``out`` also saves it as PNG.
+    together) instead of one per map, to compare magnitudes across samples. ``title``: an
+    overall title above the grid. ``colorbar``: one colour bar beside the grid, in relevance
+    units with ``shared_scale``; otherwise from −b to +b, each map's own b written under it.
+    Returns the Figure; ``out`` also saves it as PNG.
     """
     maps = [relevance_map(item) for item in (list(relevances) if not hasattr(relevances, "ndim")
                                              else [relevances[index] for index in range(relevances.shape[0])])]
@@ -206,16 +210,16 @@ def heatmap_grid(relevances: Any, *, titles: Sequence[str] | None = None, images
     # one b for all maps: the scale of all their pixels taken together, as one (1, P) map
     limit = heatmap_scale(np.concatenate([pixels.ravel() for pixels in maps])[None, :], scale) \
         if shared_scale else None
-    from matplotlib.figure import Figure
+    from ._figure import new_figure
 
-    figure = Figure(figsize=(panel_size * columns, panel_size * rows * rows_per_sample + 0.3 * rows),
-                    layout="constrained")
+    figure = new_figure((panel_size * columns + (0.8 if colorbar else 0.0),
+                         panel_size * rows * rows_per_sample + 0.3 * rows + (0.4 if title else 0.0)))
     grid = figure.subplots(rows * rows_per_sample, columns, squeeze=False)
     for axes in grid.flat:
         axes.axis("off")
     for index, pixels in enumerate(maps):
         row, column = divmod(index, columns)
-        title = titles[index] if titles is not None else None
+        caption = titles[index] if titles is not None else None
         map_axes = grid[row * rows_per_sample + rows_per_sample - 1, column]
         map_axes.axis("on")
         if pictures is not None:
@@ -224,12 +228,34 @@ def heatmap_grid(relevances: Any, *, titles: Sequence[str] | None = None, images
             shown = _image_for_display(pictures[index], value_range)
             image_axes.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0.0, vmax=1.0,
                               interpolation="nearest")
-            _decorate(image_axes, title)
-            title = None
-        heatmap(pixels, scale=limit if limit is not None else scale, cmap=cmap, ax=map_axes, title=title)
+            _decorate(image_axes, caption)
+            caption = None
+        heatmap(pixels, scale=limit if limit is not None else scale, cmap=cmap, ax=map_axes, title=caption)
+        if colorbar and limit is None:
+            map_axes.set_xlabel(f"b = {heatmap_scale(pixels, scale):.3g}", fontsize=7, labelpad=1)
+    if colorbar:
+        _grid_colorbar(figure, grid, cmap, limit)
+    if title:
+        figure.suptitle(title, fontsize=11)
     if out is not None:
         save_figure(figure, out, overwrite=overwrite)
     return figure
+
+
+def _grid_colorbar(figure: Any, grid: Any, cmap: str, limit: float | None) -> None:
+    """One colour bar for a grid: relevance units for a shared b, else the −b … +b of each map."""
+    from matplotlib import cm, colors
+
+    bound = limit if limit is not None else 1.0
+    mappable = cm.ScalarMappable(norm=colors.Normalize(-bound, bound), cmap=cmap)
+    bar = figure.colorbar(mappable, ax=list(grid.flat), shrink=min(0.9, 0.25 + 0.25 * grid.shape[0]),
+                          pad=0.02, aspect=25)
+    if limit is not None:
+        bar.set_label("relevance (one scale for all maps)", fontsize=8)
+    else:
+        bar.set_ticks([-1.0, 0.0, 1.0], labels=["−b", "0", "+b"])
+        bar.set_label("relevance, each map on its own [−b, b]", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
 
 
 def save_figure(figure: Any, path: str | os.PathLike, *, overwrite: bool = False, dpi: int = 150) -> None:

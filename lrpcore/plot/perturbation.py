@@ -25,18 +25,19 @@ def _labelled(curves: Any) -> list[tuple[str, Any]]:
 
 
 def perturbation_curve(curves: Any, normalised: bool = True, ax: Any = None, path: str | None = None,
-                       title: str | None = None, band: bool = True) -> Any:
+                       title: str | None = None, band: bool = True, figsize: tuple[float, float] = (6.0, 4.0)) -> Any:
     """Mean curves of one or several pixel-flipping results, AUC in the legend; returns the figure.
 
     ``curves``: a curve, a list of curves (labelled "sort / mode") or a dict label → curve.
     ``normalised``: plot s_k / s_0 (images with s_0 ≤ 0 are left out and counted in the legend)
-    instead of the raw score. ``band``: shade ± one standard error of the mean.
+    instead of the raw score. ``band``: shade ± one standard error of the mean. ``ax``: draw
+    there (the figure returned is then ``ax.figure``).
     """
-    import matplotlib.pyplot as plt
+    from ._figure import new_figure
 
-    figure = None
     if ax is None:
-        figure, ax = plt.subplots(figsize=(6, 4))
+        figure = new_figure(figsize, layout="tight")
+        ax = figure.add_subplot()
     else:
         figure = ax.figure
     for label, curve in _labelled(curves):
@@ -63,7 +64,6 @@ def perturbation_curve(curves: Any, normalised: bool = True, ax: Any = None, pat
     if title:
         ax.set_title(title)
     if path is not None:
-        figure.tight_layout()
         figure.savefig(path, dpi=120)
     return figure
 
@@ -92,12 +92,11 @@ def perturbation_steps(curve: Any, image: int = 0, steps: Sequence[int] | None =
 
     ``steps``: step indices (default: four spread over the curve, the gray step last). ``relevance``:
     the heatmap (C, H, W) or (H, W) of that image; without it the per-patch relevance sums are
-    shown. ``metadata``: the model's metadata, to show raw images (``deprocess``); ``value_range``
-    defaults to ``metadata.value_range`` or the data's own range. Titles give the patches
-    flipped and the score.
+    shown. ``metadata``: the model's metadata, to show raw images (``deprocess``) and name the
+    class (``class_names``); ``value_range`` defaults to ``metadata.value_range`` or the data's
+    own range. Titles give the patches flipped and the score.
     """
-    import matplotlib.pyplot as plt
-
+    from ._figure import new_figure
     from ..backend import to_numpy
 
     if curve.images is None:
@@ -121,13 +120,17 @@ def perturbation_steps(curve: Any, image: int = 0, steps: Sequence[int] | None =
         heat = _heat(to_numpy(relevance))
         heat_title = "heatmap"
     columns = 2 + len(steps)
-    figure, axes = plt.subplots(1, columns, figsize=(cell_size * columns, cell_size * 1.25))
+    figure = new_figure((cell_size * columns, cell_size * 1.25), layout="tight")
+    axes = figure.subplots(1, columns)
     axes[0].imshow(_display_image(inputs[0], metadata, value_range), cmap="gray", vmin=0, vmax=1,
                    interpolation="nearest")
     axes[0].set_title(f"input\nscore {curve.scores[image, 0]:.3g}", fontsize=8)
     bound = float(numpy.abs(heat).max()) or 1.0
     axes[1].imshow(heat, cmap="seismic", vmin=-bound, vmax=bound, interpolation="nearest")
-    axes[1].set_title(f"{heat_title}\n{curve.sort}, class {int(curve.targets[image])}", fontsize=8)
+    target = int(curve.targets[image])
+    names = tuple(getattr(metadata, "class_names", None) or ())
+    label = f"'{names[target]}'" if 0 <= target < len(names) else f"class {target}"
+    axes[1].set_title(f"{heat_title}\n{curve.sort}, {label}", fontsize=8)
     for axis, step in zip(axes[2:], steps):
         axis.imshow(_display_image(inputs[step], metadata, value_range), cmap="gray", vmin=0, vmax=1,
                     interpolation="nearest")
@@ -139,7 +142,6 @@ def perturbation_steps(curve: Any, image: int = 0, steps: Sequence[int] | None =
     for axis in axes:
         axis.set_xticks([])
         axis.set_yticks([])
-    figure.tight_layout()
     if path is not None:
         figure.savefig(path, dpi=120)
     return figure

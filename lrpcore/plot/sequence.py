@@ -63,7 +63,6 @@ def sequence_logo(relevance: Any, sequence_onehot: Any, mask: Any = None, ax: An
     positions to draw (long sequences make tiny letters); ``only_present``: draw only the
     base present at each position. Letter heights are in relevance units (the y axis).
     """
-    import matplotlib.pyplot as plt
     from matplotlib.font_manager import FontProperties
 
     onehot = _as_host(sequence_onehot, "sequence_onehot")
@@ -88,7 +87,9 @@ def sequence_logo(relevance: Any, sequence_onehot: Any, mask: Any = None, ax: An
     font = FontProperties(family="DejaVu Sans", weight="bold")
     if ax is None:
         width = min(20.0, max(4.0, 0.18 * (stop - start)))
-        _, ax = plt.subplots(figsize=(width, 2.6))
+        from ._figure import new_figure
+
+        ax = new_figure((width, 2.6)).add_subplot()
 
     if mask is not None:
         truth = np.asarray(to_numpy(mask)).astype(bool).reshape(-1)
@@ -126,13 +127,13 @@ def sequence_logo(relevance: Any, sequence_onehot: Any, mask: Any = None, ax: An
 def sequence_logos(relevances: Any, sequences: Any, masks: Any = None, titles: Sequence[str] | None = None,
                    **options: Any) -> Any:
     """One :func:`sequence_logo` per row of a batch, stacked in one figure; returns the figure."""
-    import matplotlib.pyplot as plt
+    from ._figure import new_figure
 
     relevances, sequences = np.asarray(to_numpy(relevances)), np.asarray(to_numpy(sequences))
     count = sequences.shape[0]
-    figure, axes = plt.subplots(count, 1, figsize=(14, 2.4 * count), squeeze=False)
+    figure = new_figure((14, 2.4 * count), layout="tight")
+    axes = figure.subplots(count, 1, squeeze=False)
     for row in range(count):
         sequence_logo(relevances[row], sequences[row], None if masks is None else masks[row], ax=axes[row, 0],
                       title=None if titles is None else titles[row], **options)
-    figure.tight_layout()
     return figure

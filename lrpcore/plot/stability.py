@@ -47,9 +47,9 @@ def _show(axis: Any, relevance: numpy.ndarray) -> None:
 
 
 def _figure(rows: int, columns: int, size: tuple[float, float]) -> tuple[Any, Any]:
-    from matplotlib.figure import Figure
+    from ._figure import new_figure
 
-    figure = Figure(figsize=size)
+    figure = new_figure(size, layout=None)
     axes = figure.subplots(rows, columns, squeeze=False)
     return figure, axes
 
@@ -122,14 +122,47 @@ def plot_stability_grid(grid: Any, sample: int = 0, path: str | None = None, cel
 
 
 def plot_heatmap_row(heatmaps: dict[str, numpy.ndarray], unstable: dict[str, bool] | None = None,
-                     path: str | None = None, cell_size: float = 2.2, overwrite: bool = False) -> Any:
-    """One heatmap (a single sample's relevance) per label side by side, unstable ones framed in red."""
-    figure, axes = _figure(1, len(heatmaps), (cell_size * len(heatmaps), cell_size + 0.5))
-    for axis, (label, relevance) in zip(axes[0], heatmaps.items()):
+                     path: str | None = None, cell_size: float = 2.2, overwrite: bool = False,
+                     image: Any = None, value_range: tuple[float, float] = (0.0, 1.0), title: str | None = None,
+                     colorbar: bool = True) -> Any:
+    """One heatmap (a single sample's relevance) per label side by side, unstable ones framed in red.
+
+    ``image``: the sample's raw input (C, H, W) in ``value_range``, shown first. ``title``: an
+    overall title. ``colorbar``: a colour bar from −b to +b; each map has its own b = max|R|,
+    written under it.
+    """
+    panels = len(heatmaps) + (1 if image is not None else 0)
+    from ._figure import new_figure
+
+    figure = new_figure((cell_size * panels + (0.9 if colorbar else 0.0), cell_size + 0.6 + (0.3 if title else 0.0)))
+    axes = figure.subplots(1, panels, squeeze=False)
+    cells = list(axes[0])
+    if image is not None:
+        from .heatmap import _image_for_display
+
+        shown = _image_for_display(image, value_range)
+        first = cells.pop(0)
+        first.imshow(shown, cmap="gray" if shown.ndim == 2 else None, vmin=0.0, vmax=1.0, interpolation="nearest")
+        first.set_xticks([])
+        first.set_yticks([])
+        first.set_title("input", fontsize=8)
+    for axis, (label, relevance) in zip(cells, heatmaps.items()):
         _show(axis, relevance)
         flagged = bool(unstable.get(label, False)) if unstable else False
         _mark(axis, flagged)
         axis.set_title(label + ("\nUNSTABLE" if flagged else ""), fontsize=8, color="red" if flagged else "black")
-    figure.tight_layout()
+        finite = _pixels(relevance)
+        finite = finite[numpy.isfinite(finite)]
+        axis.set_xlabel(f"b = max|R| = {float(numpy.abs(finite).max()) if finite.size else 0.0:.3g}", fontsize=7)
+    if title:
+        figure.suptitle(title, fontsize=10)
+    if colorbar:
+        from matplotlib import cm, colors
+
+        bar = figure.colorbar(cm.ScalarMappable(norm=colors.Normalize(-1.0, 1.0), cmap="seismic"),
+                              ax=list(axes[0]), shrink=0.8, pad=0.01, aspect=15)
+        bar.set_ticks([-1.0, 0.0, 1.0], labels=["−b", "0", "+b"])
+        bar.ax.tick_params(labelsize=7)
+        bar.set_label("relevance / b", fontsize=7)
     _save(figure, path, overwrite)
     return figure

@@ -25,9 +25,10 @@ _BETTER_TEXT = {"morf": "lower is better", "lrf": "higher is better", "random": 
 
 
 def _axes(ax: Any, figsize: tuple[float, float] = (5.0, 4.2)) -> Any:
-    import matplotlib.pyplot as plt
     if ax is None:
-        _, ax = plt.subplots(figsize=figsize)
+        from ._figure import new_figure
+
+        ax = new_figure(figsize, layout=None).add_subplot()
     return ax
 
 
@@ -147,26 +148,26 @@ def best_heatmaps(model: Any, images: Any, result: Any, composite: Callable[...,
     """A figure: the first ``count`` images, then one row of heatmaps per sort from that sort's best
     configuration (``composite`` is the sweep's factory), and one row for ``default`` if given.
     ``images`` are model inputs; ``targets`` default to the predicted class. Returns the figure."""
-    import matplotlib.pyplot as plt
-
     from ..explain import explain
+    from ._figure import new_figure
+
     inputs = np.asarray(to_numpy(images))[:count]
     rows = [("input", None)] + [(f"best {sort}", result.best(sort, normalised)) for sort in sorts]
     if default is not None:
         rows.append(("default", dict(default)))
-    figure, axes = plt.subplots(len(rows), len(inputs), squeeze=False,
-                                figsize=figsize or (1.9 * len(inputs), 2.0 * len(rows)))
+    figure = new_figure(figsize or (1.9 * len(inputs), 2.0 * len(rows)), layout=None)
+    axes = figure.subplots(len(rows), len(inputs), squeeze=False)
     for row, (title, config) in enumerate(rows):
         if config is None:
             for column, image in enumerate(inputs):
-                axes[row, column].imshow(_display_image(model, image), cmap="gray")
+                axes[row, column].imshow(_display_image(model, image), cmap="gray", interpolation="nearest")
         else:
             params = {name: config[name] for name in result.params}
             relevance = np.asarray(to_numpy(explain(model, inputs, target=targets, composite=composite(**params))
                                             .relevance))
             for column in range(len(inputs)):
                 heat, bound = _heatmap_image(relevance[column])
-                axes[row, column].imshow(heat, cmap="bwr", vmin=-bound, vmax=bound)
+                axes[row, column].imshow(heat, cmap="bwr", vmin=-bound, vmax=bound, interpolation="nearest")
             title = f"{title}\n" + ", ".join(f"{name}={value:.2g}" for name, value in params.items())
         axes[row, 0].set_ylabel(title, fontsize=8)
         for ax in axes[row]:

@@ -37,6 +37,9 @@ from .store import SweepStore, fingerprint
 
 __all__ = ["grid", "run_task"]
 
+#: Heatmap counts advance in fractions within a task; show them as whole numbers.
+_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} {unit} [{elapsed}<{remaining}]"
+
 
 def _check_params(params: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, ...]]:
     if not params:
@@ -88,11 +91,17 @@ def run_task(payload: dict[str, Any], task: tuple[tuple[int, ...], tuple[int, in
     targets = payload["targets"]
     targets = logits.argmax(axis=1) if targets is None else targets[start:stop]
     explained = logits[np.arange(len(targets)), targets]
+    # in this process only (serial runs): report progress within the task, in heatmaps (configs × images);
+    # explaining is one share of each heatmap, flipping under each sort another
+    progress = payload.get("progress")
+    shares = 1 + len(settings.sorts)
     relevances = []
     for config in config_indices:
         composite = payload["factory"](**payload["configs"][config])
         explanation = explain(model, x, target=targets, composite=composite, activations=activations)
         relevances.append(np.asarray(to_numpy(explanation.relevance), dtype=np.float64))
+        if progress is not None:
+            progress(task, (stop - start) / shares)
     relevances = np.stack(relevances)
     if not np.all(np.isfinite(relevances)):
         bad = sorted({config_indices[c] for c in np.nonzero(~np.isfinite(relevances))[0].tolist()})
@@ -102,6 +111,8 @@ def run_task(payload: dict[str, Any], task: tuple[tuple[int, ...], tuple[int, in
     names = list(payload["configs"][0])
     for sort in settings.sorts:
         result = flip_many(model, images, relevances, targets, image_ids, settings, sort)
+        if progress is not None:
+            progress(task, len(config_indices) * (stop - start) / shares)
         for row, config in enumerate(config_indices):
             values = [payload["configs"][config][name] for name in names]
             for column in range(len(image_ids)):
@@ -196,11 +207,17 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
 
     collected: list[list[Any]] = []
     bar = None
+    credited: dict[Any, float] = {}      # heatmaps already counted for a running task (serial runs)
     if progress:
-        from tqdm.auto import tqdm
+        from .._progress import progress_bar
         total = len(configs) * count
-        bar = tqdm(total=total, initial=total - sum(len(t[0]) * (t[1][1] - t[1][0]) for t in tasks),
-                   unit="heatmap", desc="sweep")
+        bar = progress_bar(total, "sweep", unit="heatmap",
+                           initial=total - sum(len(t[0]) * (t[1][1] - t[1][0]) for t in tasks),
+                           enabled=None if progress is True else bool(progress), bar_format=_BAR_FORMAT)
+
+    def within_task(task: Any, amount: float) -> None:
+        credited[task] = credited.get(task, 0.0) + amount
+        bar.update(amount)
 
     def on_result(task: Any, rows: list[list[Any]]) -> None:
         if store is not None:
@@ -208,8 +225,10 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
         else:
             collected.extend(rows)
         if bar is not None:
-            bar.update(len(task[0]) * (task[1][1] - task[1][0]))
+            bar.update(len(task[0]) * (task[1][1] - task[1][0]) - credited.pop(task, 0.0))
 
+    if bar is not None and executor in (None, "serial"):
+        payload = dict(payload, progress=within_task)    # never sent to other processes
     try:
         run_tasks(tasks, payload, on_result, executor=executor, workers=workers, scheduler=scheduler)
     finally:
