@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import inspect
 import os
-import tempfile
+import uuid
 from typing import Any
 
 import h5py
 import numpy
 
+from .. import _atomic
 from ..errors import LRPError, ModelFormatError
 from ..layers import Layer
 from ..backend import to_numpy
@@ -148,20 +150,49 @@ def _chunks(array: numpy.ndarray, target_bytes: int = 2**20) -> tuple[int, ...]:
     return (rows, *array.shape[1:])
 
 
-def _default_permissions(path: str) -> None:
-    """Give a temporary file (created 0600) the permissions a normally created file would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+def file_image(model: Sequential, records: list, dtype: numpy.dtype | None) -> bytes:
+    """The complete HDF5 file of ``model`` as bytes, built in memory.
+
+    HDF5's ``core`` driver without a backing store keeps the whole file in memory, so the HDF5
+    library never writes to disk itself. Writing through HDF5 onto a full disk made h5py fail while
+    closing the file and crash the process (a segfault in its object deallocator); with the file
+    built in memory, the only disk write is the plain atomic write of these bytes. Costs one copy
+    of the model's arrays in memory while saving.
+    """
+    name = f"lrpcore-save-{uuid.uuid4().hex}.h5"  # a label only: nothing is created under this name
+    with h5py.File(name, "w", driver="core", backing_store=False, libver=("v110", "v110")) as h5:
+        _write(h5, model, records, dtype)
+        h5.flush()
+        return bytes(h5.id.get_file_image())
+
+
+def _check_written(temporary: str, image: bytes, path: str) -> None:
+    """The temporary file holds exactly ``image`` and opens as an lrpcore file (checked before the rename)."""
+    digest = hashlib.sha256()
+    with open(temporary, "rb") as written:
+        for block in iter(lambda: written.read(2**24), b""):
+            digest.update(block)
+    if digest.digest() != hashlib.sha256(image).digest():
+        raise OSError(errno.EIO, f"cannot write {path}: the bytes read back differ from the bytes written")
+    try:
+        with h5py.File(temporary, "r") as handle:
+            ok = handle.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode())
+    except (OSError, ValueError) as error:
+        raise OSError(errno.EIO, f"cannot write {path}: the written file does not open as HDF5 ({error})") from None
+    if not ok:
+        raise OSError(errno.EIO, f"cannot write {path}: the written file lacks the lrpcore format attribute")
 
 
 def save(model: Sequential, path: str | os.PathLike, overwrite: bool = False) -> None:
     """Write ``model`` to ``path`` in lrpcore's HDF5 format (``models/FORMAT.md``).
 
     An existing file is replaced only with ``overwrite=True`` (``FileExistsError`` otherwise).
-    The model is checked first (:func:`~lrpcore.io.validate.check_model`), then written to a
-    temporary file in the same folder and renamed into place, so readers see either the old
-    file or the complete new one.
+    The model is checked first (:func:`~lrpcore.io.validate.check_model`), the file is built in
+    memory (:func:`file_image`), written to a temporary file in the same folder, flushed, read
+    back and checked, and only then renamed into place (:mod:`lrpcore._atomic`): readers see
+    either the old file or the complete new one. A failed write (a full disk) raises an
+    ``OSError`` naming ``path`` (``errno`` ``ENOSPC`` for a full disk), leaves the previous file
+    untouched and no temporary file behind.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -174,37 +205,19 @@ def save(model: Sequential, path: str | os.PathLike, overwrite: bool = False) ->
     source = f"model {model.metadata.name!r}" if isinstance(model, Sequential) else "model"
     dtype = check_model(model, source)
     records = [_layer_record(index, layer) for index, layer in enumerate(model.layers)]
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(handle)
+    image = file_image(model, records, dtype)
+    temporary = _atomic.temporary_copy(path, image)
     try:
-        with h5py.File(temporary, "w", libver=("v110", "v110")) as h5:
-            _write(h5, model, records, dtype)
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        _default_permissions(temporary)
-        _publish(temporary, path, overwrite)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def _publish(temporary: str, path: str, overwrite: bool) -> None:
-    """Move the finished ``temporary`` file to ``path``; without ``overwrite`` never replace a file."""
-    if overwrite:
-        os.replace(temporary, path)
-        return
+        _check_written(temporary, image, path)
+    except BaseException:
+        _atomic.discard(temporary)
+        raise
+    del image
     try:
-        os.link(temporary, path)  # atomic and fails if ``path`` appeared meanwhile
+        _atomic.publish(temporary, path, overwrite)
     except FileExistsError:
         raise FileExistsError(errno.EEXIST, "file exists; pass overwrite=True (--overwrite) to replace it",
                               path) from None
-    except OSError:  # file systems without hard links
-        if os.path.exists(path):
-            raise FileExistsError(errno.EEXIST, "file exists; pass overwrite=True (--overwrite) to replace it",
-                                  path) from None
-        os.replace(temporary, path)
-        return
-    os.unlink(temporary)
 
 
 # --- reading ------------------------------------------------------------------------------------
