@@ -27,7 +27,7 @@ from ..errors import LRPError, ModelFormatError
 from ..layers import Layer
 from ..backend import to_numpy
 from ..model import ModelMetadata, Sequential
-from . import registry
+from . import limits, registry
 from .validate import check_model
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save", "load", "is_lrpcore_file"]
@@ -269,6 +269,24 @@ class _Reader:
                 return tuple(items)
         raise self.fail(where, f"attribute {key!r} must hold {kind} values, found dtype {value.dtype}")
 
+    # --- safety: before any value is read (lrpcore.io.limits) ---------------------------------------
+    def check_safety(self) -> None:
+        """Refuse what could hang, blow up or reach outside the file, before reading any value.
+
+        The root ``format`` attribute is read only once its type is known to be fixed-length; a file
+        that says it is an lrpcore file then has its whole structure scanned (links, attribute and
+        dataset types, storage, filters) by :func:`lrpcore.io.limits.scan_hdf5`. Files without the
+        lrpcore ``format`` are left to :meth:`header`, which names what they are.
+        """
+        attrs = self.handle.attrs
+        if "format" not in attrs:
+            return
+        problem = limits.type_problem(attrs.get_id("format").dtype)
+        if problem:
+            raise self.fail("root", f"attribute 'format' {problem}")
+        if self.text(attrs, "format", "root") == FORMAT_NAME:
+            limits.scan_hdf5(self.handle, self.file_size, self.fail, _native_dataset_rule)
+
     def header(self) -> tuple[int, str]:
         attrs = self.handle.attrs
         found = self.text(attrs, "format", "root", required=False)
@@ -403,6 +421,7 @@ class _Reader:
         count = self.integer(group.attrs, "count", "layers")
         if count < 1:
             raise self.fail("layers", f"count is {count}; a model has at least one layer")
+        limits.check_layer_count(count, lambda message: self.fail("layers", message))
         names = set(group)
         expected = {str(index) for index in range(count)}
         if names != expected:
@@ -413,6 +432,7 @@ class _Reader:
         return [self.layer(group[str(index)], index, dtype) for index in range(count)]
 
     def model(self) -> Sequential:
+        self.check_safety()
         _, dtype = self.header()
         unknown = set(self.handle) - {"metadata", "layers"}
         if unknown:
@@ -428,21 +448,55 @@ class _Reader:
         return model
 
 
+def _native_dataset_rule(dataset: h5py.Dataset, where: str) -> str | None:
+    """Arrays of lrpcore files: no filter but Fletcher-32, which every non-empty, non-scalar array carries.
+
+    Version-1 files written by :func:`save` have always checksummed their arrays; an array without
+    a checksum (rewritten by another tool) could hold flipped bytes nobody can detect, so it is refused.
+    """
+    plist = dataset.id.get_create_plist()
+    filters = [plist.get_filter(index)[0] for index in range(plist.get_nfilters())]
+    others = [code for code in filters if code != h5py.h5z.FILTER_FLETCHER32]
+    if others:
+        return (f"uses HDF5 filter(s) {others}; lrpcore files store arrays uncompressed with Fletcher-32 checksums "
+                "only")
+    if dataset.size and dataset.ndim and h5py.h5z.FILTER_FLETCHER32 not in filters:
+        return ("has no Fletcher-32 checksum; lrpcore files checksum every non-empty array so damaged bytes are "
+                "detected (re-save the model with lrpcore.save)")
+    return None
+
+
+def root_format(handle: h5py.File) -> str | None:
+    """The root ``format`` attribute, read only when its type is safe to read.
+
+    None when absent or not text; :data:`FORMAT_NAME` when it is a variable-length string (not read:
+    such a file claims to be lrpcore's, and :func:`load` refuses it with the reason).
+    """
+    if "format" not in handle.attrs:
+        return None
+    dtype = handle.attrs.get_id("format").dtype
+    string = h5py.check_string_dtype(dtype)
+    if string is None:
+        return None
+    if string.length is None:
+        return FORMAT_NAME
+    value = handle.attrs["format"]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def is_lrpcore_file(path: str | os.PathLike) -> bool:
     """True when ``path`` is an HDF5 file whose root says it is an lrpcore model (any version)."""
     try:
+        limits.check_regular_file(path, "model file")
         with h5py.File(os.fspath(path), "r") as handle:
-            return handle.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode())
-    except _READ_ERRORS:
+            return root_format(handle) == FORMAT_NAME
+    except (ModelFormatError, *_READ_ERRORS):
         return False
 
 
 def open_hdf5(path: str, what: str) -> h5py.File:
     """Open ``path`` read-only; FileNotFoundError if absent, ModelFormatError if it is not readable HDF5."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, f"{what} not found", path)
-    if os.path.isdir(path):
-        raise ModelFormatError(f"{path}: is a directory, not a {what}")
+    limits.check_regular_file(path, what)  # FileNotFoundError, or ModelFormatError for a FIFO, device, folder
     try:
         return h5py.File(path, "r")
     except _READ_ERRORS as error:
