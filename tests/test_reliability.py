@@ -800,7 +800,7 @@ def test_item16_keras_config_given_as_a_json_list_is_named_as_json():
 def test_item16_workers_two_is_named(sweep_config, capsys):
     _edit_config(sweep_config, workers="two")
     assert _cli(["sweep", str(sweep_config), "--no-progress", "--no-plots"]) == 1
-    assert "'workers' must be a positive integer, got 'two'" in capsys.readouterr().err
+    assert "'workers' must be a positive integer (or null), got the string 'two'" in capsys.readouterr().err
 
 
 def test_item16_tiny_std_is_blamed_on_the_metadata(model_file, tmp_path):

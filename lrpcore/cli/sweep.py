@@ -4,7 +4,8 @@ CONFIG is a JSON (or, with PyYAML installed, YAML) file; see ``tools/sweep_examp
 
     {
       "model": "models/shapes_cnn.h5",             # relative paths: to the config file's folder first
-      "data": {"dataset": "shapes", "count": 16, "seed": 1},   # or {"npy": "x.npy", "targets": "y.npy"}
+      "data": {"dataset": "shapes", "count": 16, "seed": 1},   # or {"npy": "x.npy", "targets": "y.npy"},
+                                                   # or {"dataset": "digits", "split": "test", "count": 16}
       "target": "label",                           # "label" (default when labels exist) or "pred"
       "composite": "tutorial",                     # preset: "tutorial" (gamma × epsilon) or "decreasing_gamma"
       "grid": "thesis",                            # {0} ∪ logspace(-4, 0, 15) on both axes; or
@@ -13,14 +14,24 @@ CONFIG is a JSON (or, with PyYAML installed, YAML) file; see ``tools/sweep_examp
       "executor": null,                            # null, "processes" or "dask"
       "scheduler": null, "workers": 2,             # Dask scheduler address ("tcp://host:8786"), pool size
       "config_block": 16, "image_block": 16,
-      "out": "sweep_results"
+      "out": "sweep_results",
+      "overwrite": false, "restart": false         # JSON true/false only
     }
 
+Values are checked strictly: ``"workers": "two"`` or ``"overwrite": "false"`` (a string, not a
+boolean) is an error naming the setting.
+
 Writes into ``out``: ``manifest.json`` and ``results.csv`` (the tidy table, resumable: run
-the same command again after an interruption), ``contour_<sort>.png`` for each sort,
-``auc_distribution_<sort>.png`` (best configurations and the literature default),
+the same command again after an interruption; see :mod:`lrpcore.sweep.store`), ``contour_<sort>.png``
+for each sort, ``auc_distribution_<sort>.png`` (best configurations and the literature default),
 ``best_heatmaps.png``; prints the best configuration per sort. Command-line options override
 ``out``, ``executor``, ``scheduler`` and ``workers``.
+
+``--overwrite`` replaces a *different* sweep stored in ``out``; on the same sweep it resumes.
+``--restart`` discards what ``out`` holds of a sweep and starts from zero. The plots are recorded
+in ``out/.lrpcore-outputs.json``: a rerun redraws its own plots, but a file of the same name that
+the sweep did not write (your own ``contour_morf.png``) is never replaced, with or without
+``--overwrite``. A sweep locks ``out`` while it runs; a second sweep there is refused.
 """
 from __future__ import annotations
 
@@ -35,7 +46,10 @@ import numpy
 from ..errors import InputValueError
 
 CONFIG_KEYS = {"model", "data", "target", "composite", "grid", "evaluation", "executor", "scheduler", "workers",
-               "config_block", "image_block", "out", "overwrite"}
+               "config_block", "image_block", "out", "overwrite", "restart"}
+EXECUTOR_NAMES = (None, "serial", "processes", "dask")
+#: Data sets a config can name in ``data.dataset``.
+DATASETS = ("shapes", "digits", "motifs")
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -52,17 +66,67 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--executor", choices=("serial", "processes", "dask"), help="where tasks run")
     parser.add_argument("--scheduler", metavar="ADDRESS",
                         help="address of an existing Dask scheduler, e.g. tcp://10.0.0.5:8786 (implies dask)")
-    parser.add_argument("--workers", type=int, metavar="N", help="process-pool or LocalCluster size")
+    parser.add_argument("--workers", type=positive_int, metavar="N", help="process-pool or LocalCluster size")
     parser.add_argument("--overwrite", action="store_true",
-                        help="replace a different sweep stored in the output directory")
+                        help="replace a different sweep stored in the output directory (the same sweep resumes)")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard the results stored in the output directory and start the sweep from zero")
     parser.add_argument("--no-plots", dest="plots", action="store_false", help="write the table only")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     parser.set_defaults(run=run)
     return parser
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer ≥ 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _describe(value: Any) -> str:
+    return f"the string {value!r}" if isinstance(value, str) else repr(value)
+
+
+def _is_positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def check_config_types(config: dict[str, Any], path: str) -> None:
+    """Each setting has its documented JSON type; a string is not a boolean, "two" is not a number."""
+    def fail(key: str, expected: str) -> InputValueError:
+        return InputValueError(f"{path}: {key!r} must be {expected}, got {_describe(config[key])}")
+
+    for key in ("model", "composite"):
+        if key in config and not isinstance(config[key], str):
+            raise fail(key, "a string")
+    for key in ("out", "scheduler"):
+        if config.get(key) is not None and not isinstance(config[key], str):
+            raise fail(key, "a string")
+    for key in ("overwrite", "restart"):
+        if key in config and not isinstance(config[key], bool):
+            raise fail(key, "true or false (a JSON boolean)")
+    for key in ("config_block", "image_block"):
+        if key in config and not _is_positive_int(config[key]):
+            raise fail(key, "a positive integer")
+    if config.get("workers") is not None and not _is_positive_int(config["workers"]):
+        raise fail("workers", "a positive integer (or null)")
+    if config.get("executor") not in EXECUTOR_NAMES:
+        raise fail("executor", 'null, "serial", "processes" or "dask"')
+    if "target" in config and config["target"] not in ("label", "pred"):
+        raise fail("target", '"label" or "pred"')
+    if "data" in config and not isinstance(config["data"], dict):
+        raise fail("data", 'a mapping such as {"dataset": "shapes", "count": 16}')
+    if config.get("evaluation") is not None and not isinstance(config["evaluation"], dict):
+        raise fail("evaluation", 'a mapping of pixel-flipping settings such as {"patch_size": 8}')
+
+
 def read_config(path: str) -> dict[str, Any]:
-    """The configuration dict of a JSON or YAML file, with unknown keys refused."""
+    """The configuration dict of a JSON or YAML file, with unknown keys and mistyped values refused."""
     file = Path(path)
     if not file.is_file():
         raise InputValueError(f"sweep config {path} does not exist")
@@ -86,6 +150,7 @@ def read_config(path: str) -> dict[str, Any]:
     for key in ("model", "data", "composite"):
         if key not in config:
             raise InputValueError(f"{path}: missing setting {key!r}")
+    check_config_types(config, path)
     return config
 
 
@@ -113,12 +178,25 @@ def load_data(spec: Any, model: Any, base: Path) -> tuple[numpy.ndarray, numpy.n
         return inputs.astype(numpy.float32), labels
     from .. import data as datasets
     name = options.pop("dataset", None)
-    if name not in ("shapes", "digits", "motifs"):
+    if name not in DATASETS:
         raise InputValueError(f"'data.dataset' must be shapes, digits or motifs (or give 'npy'), got {name!r}")
-    count = int(options.pop("count", 16))
+    count = options.pop("count", 16)
+    if not _is_positive_int(count):
+        raise InputValueError(f"'data.count' must be a positive integer, got {_describe(count)}")
     if name == "shapes" and "size" not in options and model.metadata.input_shape:
         options["size"] = int(model.metadata.input_shape[-1])
-    dataset = getattr(datasets, name)(count, **options)
+    try:
+        if name == "digits":  # a fixed set split in two: take the first ``count`` images of ``split``
+            split = options.pop("split", "test")
+            dataset = datasets.digits(split, **options)
+            if count > len(dataset):
+                raise InputValueError(f"'data.count' is {count}, but the digits {split!r} split has "
+                                      f"{len(dataset)} images")
+            dataset = dataset[numpy.arange(count)]
+        else:
+            dataset = getattr(datasets, name)(count, **options)
+    except TypeError as error:
+        raise InputValueError(f"'data' for the {name} data set: {error}") from None
     inputs = numpy.asarray(model.metadata.preprocess(numpy.asarray(dataset.x, dtype=numpy.float64)))
     return inputs.astype(numpy.float32), numpy.asarray(dataset.y)
 
@@ -155,12 +233,16 @@ def run(args: argparse.Namespace) -> int:
     if scheduler and executor in (None, "serial"):
         executor = "dask"
     out = args.out or config.get("out") or "sweep_results"
+    plots = _plot_outputs(out, config.get("evaluation") or {}) if args.plots else None
+    if plots is not None:
+        plots.check(plots.planned)  # before the sweep: never replace a file the sweep did not write
     result = grid(model, inputs, labels.astype(numpy.int64) if target == "label" else None,
                   composite=preset.composite, params=params, evaluation=config.get("evaluation") or {},
                   executor=None if executor == "serial" else executor, scheduler=scheduler,
                   workers=args.workers or config.get("workers"), out=out,
                   config_block=int(config.get("config_block", 16)), image_block=int(config.get("image_block", 16)),
-                  overwrite=bool(args.overwrite or config.get("overwrite", False)), progress=args.progress)
+                  overwrite=args.overwrite or config.get("overwrite", False),
+                  restart=args.restart or config.get("restart", False), progress=args.progress)
     lines = [f"{len(result)} rows in {os.path.join(out, 'results.csv')}"]
     for sort in result.sorts:
         if sort == "random":
@@ -171,14 +253,30 @@ def run(args: argparse.Namespace) -> int:
         values = ", ".join(f"{name}={best[name]:.4g}" for name in params)
         lines.append(f"best {sort}: {values} (config {best['config']}, mean AUC {best['auc']:.4g}, "
                      f"{'lower' if sort == 'morf' else 'higher'} is better)")
-    if args.plots:
-        _write_plots(result, model, inputs, preset, out, labels if target == "label" else None)
+    if plots is not None:
+        with plots:  # all plots or none; the previous run's plots that were not redrawn are removed
+            _write_plots(plots, result, model, inputs, preset, labels if target == "label" else None)
         lines.append(f"plots in {out}/")
     print("\n".join(lines))
     return 0
 
 
-def _write_plots(result: Any, model: Any, inputs: numpy.ndarray, preset: Any, out: str, labels: Any) -> None:
+def _plot_outputs(out: str, evaluation: dict[str, Any]) -> Any:
+    """The sweep's plots as an :class:`~lrpcore._outputs.OutputSet`, with ``planned``: every name it may write."""
+    from .._outputs import OutputSet
+    from ..sweep.flipping import SORTS, FlipSettings
+
+    try:
+        sorts = FlipSettings(**evaluation).sorts
+    except (TypeError, ValueError):
+        sorts = SORTS  # grid() reports the bad settings
+    plots = OutputSet(out, "sweep", replace_own=True)
+    plots.planned = ([f"contour_{sort}.png" for sort in sorts] + [f"auc_distribution_{sort}.png" for sort in sorts]
+                     + ["best_heatmaps.png"])
+    return plots
+
+
+def _write_plots(plots: Any, result: Any, model: Any, inputs: numpy.ndarray, preset: Any, labels: Any) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -187,7 +285,7 @@ def _write_plots(result: Any, model: Any, inputs: numpy.ndarray, preset: Any, ou
     default = {name: value for name, value in preset.default.items() if name in result.params}
     for sort in result.sorts:
         ax = sweep_contour(result, sort, default=default if len(result.params) == 2 else None)
-        ax.figure.savefig(os.path.join(out, f"contour_{sort}.png"), dpi=110, bbox_inches="tight")
+        plots.add_figure(f"contour_{sort}.png", ax.figure, dpi=110, bbox_inches="tight")
         plt.close(ax.figure)
     chosen = [result.best(sort) for sort in result.sorts if sort != "random"]
     labels_text = [f"best {sort}" for sort in result.sorts if sort != "random"]
@@ -199,11 +297,11 @@ def _write_plots(result: Any, model: Any, inputs: numpy.ndarray, preset: Any, ou
     for sort in result.sorts:
         if chosen:
             ax = auc_distribution(result, chosen, sort, labels=labels_text)
-            ax.figure.savefig(os.path.join(out, f"auc_distribution_{sort}.png"), dpi=110, bbox_inches="tight")
+            plots.add_figure(f"auc_distribution_{sort}.png", ax.figure, dpi=110, bbox_inches="tight")
             plt.close(ax.figure)
     sorts = [sort for sort in result.sorts if sort != "random"]
     if sorts:
         figure = best_heatmaps(model, inputs, result, preset.composite, sorts=sorts,
                                targets=None if labels is None else labels[:4])
-        figure.savefig(os.path.join(out, "best_heatmaps.png"), dpi=110, bbox_inches="tight")
+        plots.add_figure("best_heatmaps.png", figure, dpi=110, bbox_inches="tight")
         plt.close(figure)
