@@ -1,11 +1,14 @@
 """lrpcore's native model file: one HDF5 file per :class:`~lrpcore.Sequential` (layout in ``models/FORMAT.md``).
 
-``save`` writes to a temporary file in the destination folder and renames it into
-place, so a crash never leaves a half-written model, and never replaces an existing
-file unless ``overwrite=True``. ``load`` checks every attribute, dataset, shape and
-dtype, builds every layer, and runs :func:`lrpcore.io.validate.check_model` before it
-returns: it gives a complete, consistent model or raises
-:class:`~lrpcore.errors.ModelFormatError` (``FileNotFoundError`` for a missing file).
+``save`` builds the file in memory, writes it to a temporary file in the destination
+folder, checks it and renames it into place (:mod:`lrpcore._atomic`), so a crash or a
+full disk never leaves a half-written model, and never replaces an existing file unless
+``overwrite=True``. ``load`` first refuses what could hang, allocate without bound or
+reach outside the file (:meth:`_Reader.check_safety`, :mod:`lrpcore.io.limits`), then
+checks every attribute, dataset, shape and dtype, builds every layer, and runs
+:func:`lrpcore.io.validate.check_model` before it returns: it gives a complete,
+consistent model or raises :class:`~lrpcore.errors.ModelFormatError`
+(``FileNotFoundError`` for a missing file).
 Round trips are exact: the same arrays bit for bit, layer types, hyperparameters,
 metadata and dtype.
 """
