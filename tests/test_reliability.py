@@ -428,6 +428,35 @@ def test_item06_16bit_png_is_scaled_by_65535_and_announced(tmp_path, capsys):
     assert "scaled by 1/65535" in capsys.readouterr().err
 
 
+def test_item06_16bit_colour_png_is_read_at_full_depth(tmp_path, capsys):
+    cv2 = pytest.importorskip("cv2")
+    from lrpcore.cli.explain import read_input
+
+    model = Sequential([Flatten(), Dense(np.zeros((2, 3 * 8 * 8), np.float32), np.zeros(2, np.float32))],
+                       ModelMetadata(input_shape=(3, 8, 8), value_range=(0.0, 2.0)))
+    rgb = np.random.default_rng(0).integers(0, 65536, size=(8, 8, 3), dtype=np.uint16)
+    path = tmp_path / "colour.png"
+    assert cv2.imwrite(str(path), rgb[..., ::-1])  # OpenCV writes BGR
+    values = read_input(str(path), model)
+    np.testing.assert_allclose(values[0], 2.0 * rgb.transpose(2, 0, 1) / 65535.0, atol=1e-6)
+    note = capsys.readouterr().err
+    assert "16-bit image scaled by 1/65535 and mapped to the model's value range [0, 2]" in note
+
+
+def test_item06_stability_reads_16bit_images_into_the_value_range_and_announces_the_resize(tmp_path, capsys):
+    from PIL import Image
+
+    from lrpcore.cli.stability import _read_input
+
+    model = Sequential([Flatten(), Dense(np.zeros((2, 16), np.float32), np.zeros(2, np.float32))],
+                       ModelMetadata(input_shape=(1, 4, 4)))
+    Image.fromarray(np.full((8, 8), 65535, dtype=np.uint16)).save(tmp_path / "white.png")
+    values = _read_input(str(tmp_path / "white.png"), model, preprocessed=False)
+    np.testing.assert_allclose(values, np.ones((1, 1, 4, 4)), atol=1e-6)  # white stays 1, not clipped or 1/255
+    note = capsys.readouterr().err
+    assert "scaled by 1/65535" in note and "resized from 8x8 to 4x4" in note
+
+
 def test_item06_8bit_png_scaling_is_announced(tmp_path, capsys):
     from PIL import Image
 
@@ -460,6 +489,15 @@ def test_item07_stability_refuses_raw_inputs_outside_the_value_range(tmp_path, c
     error = capsys.readouterr().err
     assert "outside the model's raw value range [0, 1]" in error and "--allow-out-of-range" in error
     assert _cli(argv + ["--allow-out-of-range"]) == 0
+
+
+def test_item07_sweep_refuses_raw_npy_data_outside_the_value_range(sweep_config, tmp_path, capsys):
+    np.save(tmp_path / "raw.npy", np.random.default_rng(3).uniform(0, 255, size=(2, 3, 16, 16)))
+    assert _cli(["sweep", str(sweep_config), "--no-progress", "--no-plots"]) == 1
+    error = capsys.readouterr().err
+    assert "outside the model's raw value range [0, 1]" in error and "allow_out_of_range" in error
+    _edit_config(sweep_config, data={"npy": "raw.npy", "allow_out_of_range": True})
+    assert _cli(["sweep", str(sweep_config), "--no-progress", "--no-plots"]) == 0
 
 
 def test_item07_uint8_arrays_are_scaled_into_the_value_range_with_a_note(tmp_path, capsys):

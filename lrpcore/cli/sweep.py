@@ -4,7 +4,9 @@ CONFIG is a JSON (or, with PyYAML installed, YAML) file; see ``tools/sweep_examp
 
     {
       "model": "models/shapes_cnn.h5",             # relative paths: to the config file's folder first
-      "data": {"dataset": "shapes", "count": 16, "seed": 1},   # or {"npy": "x.npy", "targets": "y.npy"},
+      "data": {"dataset": "shapes", "count": 16, "seed": 1},   # or {"npy": "x.npy", "targets": "y.npy"} (raw
+                                                   # values in the model's value range; "preprocessed": true or
+                                                   # "allow_out_of_range": true to say otherwise),
                                                    # or {"dataset": "digits", "split": "test", "count": 16}
       "target": "label",                           # "label" (default when labels exist) or "pred"
       "composite": "tutorial",                     # preset: "tutorial" (gamma × epsilon) or "decreasing_gamma"
@@ -44,7 +46,7 @@ from typing import Any
 import numpy
 
 from ..errors import InputValueError
-from ._inputs import positive_int
+from ._inputs import as_raw_values, check_not_empty, check_value_range, input_file, positive_int
 
 CONFIG_KEYS = {"model", "data", "target", "composite", "grid", "evaluation", "executor", "scheduler", "workers",
                "config_block", "image_block", "out", "overwrite", "restart"}
@@ -157,14 +159,28 @@ def load_data(spec: Any, model: Any, base: Path) -> tuple[numpy.ndarray, numpy.n
         raise InputValueError(f"'data' must be a mapping such as {{'dataset': 'shapes', 'count': 16}}, got {spec!r}")
     options = dict(spec)
     if "npy" in options:
-        inputs = numpy.load(_resolve(options.pop("npy"), base))
-        labels = numpy.load(_resolve(options.pop("targets"), base)) if "targets" in options else None
-        preprocessed = bool(options.pop("preprocessed", False))
+        source = _resolve(options.pop("npy"), base)
+        try:
+            inputs = numpy.load(input_file(source, "'data.npy' file"), allow_pickle=False)
+            labels = (numpy.load(input_file(_resolve(options.pop("targets"), base), "'data.targets' file"),
+                                 allow_pickle=False) if "targets" in options else None)
+        except ValueError as error:
+            raise InputValueError(f"'data': not a plain .npy array ({error})") from None
+        flags = {key: options.pop(key, False) for key in ("preprocessed", "allow_out_of_range")}
+        for key, value in flags.items():
+            if not isinstance(value, bool):
+                raise InputValueError(f"'data.{key}' must be true or false, got {_describe(value)}")
         if options:
-            raise InputValueError(f"'data' for a .npy file takes npy, targets, preprocessed; "
+            raise InputValueError(f"'data' for a .npy file takes npy, targets, preprocessed, allow_out_of_range; "
                                   f"got also {sorted(options)}")
-        if not preprocessed:
-            inputs = numpy.asarray(model.metadata.preprocess(inputs.astype(numpy.float64)))
+        check_not_empty(inputs, source)
+        if flags["preprocessed"]:
+            check_value_range(inputs, None, source)
+        else:  # raw values: uint8/uint16 scaled (announced), the value range checked as by 'lrpcore evaluate'
+            inputs = as_raw_values(inputs, model.metadata.value_range, source, dtype=numpy.float64)
+            check_value_range(inputs, None if flags["allow_out_of_range"] else model.metadata.value_range, source,
+                              "'allow_out_of_range': true in 'data'")
+            inputs = numpy.asarray(model.metadata.preprocess(inputs))
         return inputs.astype(numpy.float32), labels
     from .. import data as datasets
     name = options.pop("dataset", None)
