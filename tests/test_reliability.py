@@ -657,15 +657,17 @@ def _damage_global_heap(path: Path) -> None:
     data = bytearray(path.read_bytes())
     start = data.find(b"GCOL")
     assert start >= 0, "no global heap in the file"
+    end = start + int.from_bytes(data[start + 8:start + 16], "little")  # collection size
     position = start + 16
-    while True:  # heap objects: index (2), references (2), reserved (4), size (8), data padded to 8 bytes
+    while position + 16 <= min(end, len(data)):  # objects: index (2), references (2), reserved (4), size (8), data
         index = int.from_bytes(data[position:position + 2], "little")
         size = int.from_bytes(data[position + 8:position + 16], "little")
-        if index == 0:
+        if index == 0:  # the free-space object
             data[position + 8:position + 16] = bytes(8)
-            break
+            path.write_bytes(bytes(data))
+            return
         position += 16 + (size + 7) // 8 * 8
-    path.write_bytes(bytes(data))
+    pytest.fail("the global heap has no free-space object where expected")
 
 
 def test_item12_variable_length_strings_are_refused_before_the_global_heap_is_read(model_file):
