@@ -248,7 +248,7 @@ class Graph:
             raise DTypeError(f"input dtype {x.dtype} is not a real floating-point type; "
                              "convert images to float (e.g. divide uint8 by 255) first")
         if x.ndim < 1 or x.shape[0] == 0:
-            raise ShapeError(f"input must be a batch of at least one sample, got shape {tuple(x.shape)}")
+            raise ShapeError(f"input batch is empty (shape {tuple(x.shape)}); pass at least one sample")
         expected = self.metadata.input_shape
         if expected is not None:
             if x.ndim != len(expected) + 1:

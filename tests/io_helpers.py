@@ -41,10 +41,28 @@ def every_layer_model(dtype: str = "float32", seed: int = 0) -> Sequential:
     return Sequential(layers, metadata)
 
 
+def fixed_text(value):
+    """A str (or a list / array of str) as a *fixed-length* UTF-8 HDF5 string, as lrpcore writes text.
+
+    h5py writes a plain Python str as a variable-length string, which lrpcore's reader refuses
+    (models/FORMAT.md); file surgery in the tests keeps to the format unless a test means otherwise.
+    """
+    if isinstance(value, str):
+        encoded = value.encode("utf-8")
+        return np.array(encoded, dtype=h5py.string_dtype("utf-8", max(1, len(encoded))))
+    if isinstance(value, (list, tuple)) or (isinstance(value, np.ndarray) and value.dtype == object):
+        items = [item.decode("utf-8") if isinstance(item, bytes) else item for item in list(np.asarray(value, dtype=object).ravel())]
+        if all(isinstance(item, str) for item in items):
+            encoded = [item.encode("utf-8") for item in items]
+            return np.array(encoded, dtype=h5py.string_dtype("utf-8", max([1] + [len(item) for item in encoded])))
+    return value
+
+
 def set_attribute(path, location: str, name: str, value) -> None:
-    """Overwrite (or add) attribute ``name`` of the object at ``location`` in the HDF5 file ``path``."""
+    """Overwrite (or add) attribute ``name`` of the object at ``location`` in the HDF5 file ``path``
+    (text as fixed-length strings, see :func:`fixed_text`)."""
     with h5py.File(path, "r+") as handle:
-        handle[location].attrs[name] = value
+        handle[location].attrs[name] = fixed_text(value)
 
 
 def delete_attribute(path, location: str, name: str) -> None:
@@ -52,11 +70,19 @@ def delete_attribute(path, location: str, name: str) -> None:
         del handle[location].attrs[name]
 
 
+def create_checksummed(group, name: str, data: np.ndarray):
+    """A dataset as lrpcore writes arrays: with a Fletcher-32 checksum when it has elements and axes."""
+    data = np.asarray(data)
+    if data.size and data.ndim:
+        return group.create_dataset(name, data=data, chunks=True, fletcher32=True)
+    return group.create_dataset(name, data=data)
+
+
 def replace_dataset(path, location: str, data: np.ndarray) -> None:
-    """Replace the dataset at ``location`` by ``data`` (any shape or dtype)."""
+    """Replace the dataset at ``location`` by ``data`` (any shape or dtype), checksummed as lrpcore does."""
     with h5py.File(path, "r+") as handle:
         del handle[location]
-        handle.create_dataset(location, data=data)
+        create_checksummed(handle, location, data)
 
 
 # --- Keras 2 style files, written without Keras --------------------------------------------------

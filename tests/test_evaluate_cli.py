@@ -38,7 +38,8 @@ def test_evaluate_writes_curves_tables_and_a_summary_equal_to_the_library(model_
     code = main(["evaluate", str(model_file), "shapes:3:seed=2", "--composite", "epsilon_plus", "--sort", "morf",
                  "lrf", "--mode", "constant", "--patch-size", "8", "--out", str(out)])
     assert code == 0
-    assert sorted(path.name for path in out.iterdir()) == ["curve.png", "per_image.csv", "results.json", "steps.png"]
+    assert sorted(path.name for path in out.iterdir()) == [".lrpcore-outputs.json", "curve.png", "per_image.csv",
+                                                           "results.json", "steps.png"]
     line = capsys.readouterr().out.strip()
     assert line.startswith("tiny: 3 images, epsilon_plus, constant, float32: morf AUC") and "lrf AUC" in line
 
@@ -71,14 +72,25 @@ def test_npy_data_with_targets_file(model_file, tmp_path, capsys):
 
 def test_existing_results_are_not_overwritten_without_the_flag(model_file, tmp_path, capsys):
     out = tmp_path / "o"
+    arguments = ["evaluate", str(model_file), "shapes:1", "--mode", "constant", "--out", str(out)]
+    assert main(arguments) == 0
+    first = (out / "results.json").read_text()
+    assert main(arguments + ["--composite", "random"]) == 1
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "results.json").read_text() == first
+    assert main(arguments + ["--composite", "random", "--overwrite"]) == 0
+    assert json.loads((out / "results.json").read_text())["composite"] == "random"
+
+
+def test_a_results_file_evaluate_did_not_write_is_never_replaced(model_file, tmp_path, capsys):
+    out = tmp_path / "o"
     out.mkdir()
     (out / "results.json").write_text("mine")
     arguments = ["evaluate", str(model_file), "shapes:1", "--mode", "constant", "--out", str(out)]
     assert main(arguments) == 1
-    assert "--overwrite" in capsys.readouterr().err
+    assert main(arguments + ["--overwrite"]) == 1  # not even with --overwrite: lrpcore did not write it
+    assert "not written by lrpcore evaluate" in capsys.readouterr().err
     assert (out / "results.json").read_text() == "mine"
-    assert main(arguments + ["--overwrite"]) == 0
-    assert json.loads((out / "results.json").read_text())["composite"] == "epsilon_plus"
 
 
 @pytest.mark.parametrize("make, message", [

@@ -20,7 +20,7 @@ import lrpcore
 from lrpcore import Sequential
 from lrpcore.errors import ModelFormatError
 
-from io_helpers import every_layer_model
+from io_helpers import create_checksummed, every_layer_model, fixed_text
 
 DOCUMENTED = (ModelFormatError, FileNotFoundError)
 FUZZ_SETTINGS = settings(deadline=None, derandomize=True, database=None,
@@ -63,15 +63,14 @@ def _load_survives(path) -> None:
 texts = st.text(alphabet=st.characters(exclude_characters="\x00", exclude_categories=("Cs",)), max_size=8)
 attribute_values = st.one_of(
     st.integers(-3, 70).map(np.int64), st.floats(allow_nan=True, allow_infinity=True).map(np.float64),
-    texts, st.booleans().map(np.bool_),
+    texts.map(fixed_text), st.booleans().map(np.bool_),
     st.lists(st.integers(-2, 40), min_size=0, max_size=4).map(lambda v: np.asarray(v, dtype=np.int64)),
     st.lists(st.floats(-5, 5), min_size=1, max_size=4).map(lambda v: np.asarray(v, dtype=np.float32)),
     st.just(np.zeros((2, 2))),
 )
 metadata_values = {
     "input_shape": st.lists(st.integers(0, 12), min_size=0, max_size=4).map(lambda v: np.asarray(v, np.int64)),
-    "class_names": st.lists(texts, min_size=0, max_size=5).map(
-        lambda v: np.asarray(v, dtype=h5py.string_dtype())),
+    "class_names": st.lists(texts, min_size=0, max_size=5).map(fixed_text),
     "mean": st.lists(st.floats(-3, 3), min_size=0, max_size=4).map(np.asarray),
     "std": st.lists(st.floats(-1, 3), min_size=0, max_size=4).map(np.asarray),
     "value_range": st.lists(st.floats(-3, 3), min_size=0, max_size=3).map(np.asarray),
@@ -118,9 +117,9 @@ def test_structural_edits_give_only_documented_errors(valid_file, tmp_path, data
             del handle[target]
             if edit == "reshape dataset":
                 shape = tuple(data.draw(st.lists(st.integers(0, 9), min_size=0, max_size=4), label="shape"))
-                handle.create_dataset(target, data=np.ones(shape, dtype=original.dtype))
+                create_checksummed(handle, target, np.ones(shape, dtype=original.dtype))
             elif edit == "retype dataset":
-                handle.create_dataset(target, data=original.astype(data.draw(dataset_dtypes, label="dtype")))
+                create_checksummed(handle, target, original.astype(data.draw(dataset_dtypes, label="dtype")))
         elif edit == "delete group":
             del handle[data.draw(st.sampled_from(groups), label="group")]
         else:

@@ -116,3 +116,9 @@ def test_model_moves_between_backends_and_dtypes(backend):
     x = np.random.default_rng(0).normal(size=(2, 3, 8, 8))
     np.testing.assert_allclose(to_numpy(moved.forward(to_backend(x, backend))), model.forward(x), rtol=1e-12)
     assert model.astype("float32").dtype == np.float32
+
+
+@pytest.mark.parametrize("stride", [(2.7, 2.7), 2.5, True, (1, -1), (1, 2, 3), "2"])
+def test_window_settings_are_whole_numbers_never_truncated(stride):
+    with pytest.raises(ValueError, match="stride must be a non-negative int or a pair"):
+        Conv2d(np.ones((1, 1, 2, 2)), stride=stride)

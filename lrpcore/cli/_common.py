@@ -36,6 +36,10 @@ def load_model(argument: str | None, args: argparse.Namespace | None = None,
         path = find_shipped_model(default)
     else:
         path = Path(argument)
+        if path.exists() and not path.is_file():
+            from ._inputs import input_file
+
+            input_file(path, "model file")  # says what it is instead: a directory, a FIFO, a device
         if not path.is_file():
             if os.sep in argument or "/" in argument or path.suffix.lower() not in ("", ".h5"):
                 raise FileNotFoundError(f"model file {argument} does not exist")

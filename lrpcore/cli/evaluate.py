@@ -9,17 +9,24 @@ MODEL: a model file in any format ``lrpcore inspect`` reads, or the name of a sh
   ``motifs``); the labels are the targets, and for ``shapes`` the image size defaults to the
   model's input size.
 
+Raw ``.npy`` inputs are checked against the model's value range (``model.metadata.value_range``):
+values outside it are refused, naming the range (``--allow-out-of-range`` accepts them); ``uint8``
+and ``uint16`` arrays are scaled into the range by 1/255 and 1/65535, announced on stderr.
+
 Heatmaps come from ``lrpcore.explain`` with ``--composite`` (a preset name, or ``random`` for the
 seeded Gaussian-noise baseline heatmap). Each ``--sort`` gives one curve. Written to ``--out DIR``
-(created if missing; existing result files are never replaced without ``--overwrite``):
-``curve.png`` (mean normalised curves, AUC in the legend), ``steps.png`` (image 0 step by step),
-``per_image.csv`` (one row per image and sort), ``results.json`` (settings, summaries, mean
-curves, per-image AUCs). One summary line goes to stdout.
+(created if missing): ``curve.png`` (mean normalised curves, AUC in the legend), ``steps.png``
+(image 0 step by step), ``per_image.csv`` (one row per image and sort), ``results.json``
+(settings, summaries, mean curves, per-image AUCs). One summary line goes to stdout. The four
+files are written together (all or none: a full disk leaves the previous results as they were)
+and recorded in ``DIR/.lrpcore-outputs.json``; ``--overwrite`` replaces the files of an earlier
+``lrpcore evaluate`` there, never a file of the same name it did not write.
 """
 from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import os
 import re
@@ -29,8 +36,8 @@ from typing import Any
 import numpy
 
 from ..errors import InputValueError, ShapeError
-from ._common import add_dtype_argument, cast_model, class_label, dtype_name, load_model, target_from_text, \
-    write_figure
+from ._common import add_dtype_argument, cast_model, class_label, dtype_name, load_model, target_from_text
+from ._inputs import as_raw_values, check_not_empty, check_value_range, input_file, positive_int
 from ._models import add_source_arguments
 
 OUTPUT_FILES = ("curve.png", "steps.png", "per_image.csv", "results.json")
@@ -63,6 +70,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     add_dtype_argument(parser)
     parser.add_argument("--preprocessed", action="store_true",
                         help=".npy DATA already holds model inputs (do not apply the model's preprocessing)")
+    parser.add_argument("--allow-out-of-range", action="store_true",
+                        help="accept raw .npy values outside the model's value range (refused by default: "
+                             "unscaled 0..255 data fed to a [0, 1] model gives meaningless AUCs)")
     parser.add_argument("--composite", metavar="NAME", default="epsilon_plus", choices=composites,
                         help=f"LRP composite (default epsilon_plus), or '{RANDOM_HEATMAP}' for a noise heatmap; "
                              f"one of {', '.join(composites)}")
@@ -83,10 +93,12 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="do not append the all-gray step")
     parser.add_argument("--no-reperturb", dest="reperturb", action="store_false",
                         help="perturb only the new patches at each step (default: the whole mask again)")
-    parser.add_argument("--batch-size", type=int, default=32, help="inputs per model call (default 32)")
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="inputs per model call (default 32)")
     parser.add_argument("--seed", type=int, default=0, help="seed of random sorts, random mode, noise heatmaps")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder (created if missing)")
-    parser.add_argument("--overwrite", action="store_true", help="replace result files already in DIR")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the result files of an earlier 'lrpcore evaluate' in DIR (files it did not "
+                             "write are never replaced)")
     add_source_arguments(parser)
     parser.set_defaults(run=run)
     return parser
@@ -144,19 +156,26 @@ def load_data(args: Any, model: Any) -> tuple[numpy.ndarray, numpy.ndarray | Non
         labels = dataset.y
         description = {"generator": name, "count": count, "options": options}
     else:
-        if not os.path.isfile(args.data):
+        if not os.path.lexists(args.data):
             raise FileNotFoundError(f"DATA {args.data!r} is neither a file nor a generator spec "
                                     f"NAME:N[:key=value...] ({', '.join(GENERATORS)})")
+        input_file(args.data, "DATA")  # a directory or a FIFO is named as such
         try:
             raw = numpy.load(args.data, allow_pickle=False)
         except ValueError as error:
             raise InputValueError(f"{args.data}: not a plain .npy array ({error})") from None
-        if raw.dtype.kind != "f":
-            raise InputValueError(f"{args.data}: inputs must be floating point (raw values in the model's value "
-                                  f"range), got dtype {raw.dtype}")
+        check_not_empty(raw, args.data)
+        if args.preprocessed:
+            if raw.dtype.kind != "f":
+                raise InputValueError(f"{args.data}: preprocessed inputs must be floating point, got dtype {raw.dtype}")
+            check_value_range(raw, None, args.data)
+        else:
+            raw = as_raw_values(raw, model.metadata.value_range, args.data, dtype=numpy.float64)
+            check_value_range(raw, None if args.allow_out_of_range else model.metadata.value_range, args.data,
+                              "--allow-out-of-range")
         labels = None
         if args.targets is not None:
-            labels = numpy.load(args.targets, allow_pickle=False)
+            labels = numpy.load(input_file(args.targets, "--targets file"), allow_pickle=False)
             if labels.dtype.kind not in "iu" or labels.shape != (raw.shape[0],):
                 raise ShapeError(f"{args.targets}: targets must be {raw.shape[0]} integers (one per input), "
                                  f"got {labels.dtype} array of shape {labels.shape}")
@@ -213,13 +232,15 @@ def _heatmaps(model: Any, inputs: numpy.ndarray, target: Any, composite: str, ba
     return numpy.concatenate(relevances), numpy.concatenate(targets)
 
 
-def _check_output(folder: str, overwrite: bool) -> None:
+def _outputs(folder: str, overwrite: bool) -> Any:
+    """The result files as one recorded set (lrpcore._outputs), checked before any work."""
+    from .._outputs import OutputSet
+
     if os.path.exists(folder) and not os.path.isdir(folder):
         raise FileExistsError(f"--out {folder!r} exists and is not a folder")
-    existing = [name for name in OUTPUT_FILES if os.path.exists(os.path.join(folder, name))]
-    if existing and not overwrite:
-        raise FileExistsError(f"{folder} already holds {', '.join(existing)}; pass --overwrite to replace them "
-                              "or choose another --out")
+    outputs = OutputSet(folder, "evaluate", overwrite=overwrite)
+    outputs.check(OUTPUT_FILES)
+    return outputs
 
 
 def _number(value: Any) -> Any:
@@ -236,9 +257,8 @@ def _target_text(model: Any, target: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     from .._progress import progress_bar
     from ..evaluate import pixel_flipping
-    from ..plot.perturbation import perturbation_curve, perturbation_steps
 
-    _check_output(args.out, args.overwrite)
+    outputs = _outputs(args.out, args.overwrite)  # before any work: refuse what would be replaced
     start = time.perf_counter()
     model, _ = load_model(args.model, args)
     model = cast_model(model, args.dtype)
@@ -261,29 +281,54 @@ def run(args: argparse.Namespace) -> int:
         example = pixel_flipping(model, inputs[:1], relevance[:1], targets[:1], sort=first, keep_images=True,
                                  progress=bar.update, **options)
 
-    os.makedirs(args.out, exist_ok=True)
-    _check_output(args.out, args.overwrite)  # again: another process may have written meanwhile
+    try:
+        _write_results(outputs, args, model, inputs, curves, example, relevance, target, options, data_description)
+    except BaseException:
+        outputs.abort()  # the previous results stay as they were
+        raise
+    outputs.commit()  # checks again: another process may have written meanwhile
+
+    parts = []
+    for sort, curve in curves.items():
+        summary = curve.summary()
+        normalised = summary["auc_normalised"]
+        better = f", {curve.better} is better" if curve.better else ""
+        parts.append(f"{sort} AUC {summary['auc']:.4g}"
+                     + (f" (normalised {normalised:.4g}{better})" if normalised is not None else better)
+                     + f", AOPC {summary['aopc']:.4g}")
+    calls = sum(curve.model_calls for curve in curves.values())
+    name = model.metadata.name or os.path.basename(args.model)
+    print(f"{name}: {len(inputs)} images, {args.composite}, {args.mode}, {dtype_name(model)}: " + "; ".join(parts)
+          + f"; {calls} model calls, {time.perf_counter() - start:.1f} s; wrote {args.out}/")
+    return 0
+
+
+def _write_results(outputs: Any, args: argparse.Namespace, model: Any, inputs: numpy.ndarray, curves: dict,
+                   example: Any, relevance: numpy.ndarray, target: Any, options: dict, data_description: dict) -> None:
+    """The four result files, each rendered in memory and written to a temporary file of ``outputs``."""
+    from ..plot.perturbation import perturbation_curve, perturbation_steps
+
     name = model.metadata.name or os.path.basename(args.model)
     figure = perturbation_curve(curves, normalised=any(curve.valid.any() for curve in curves.values()),
-                                title=f"{name}, {args.composite}, {args.mode}, {count} images, "
+                                title=f"{name}, {args.composite}, {args.mode}, {len(inputs)} images, "
                                       f"{_target_text(model, target)}, {dtype_name(model)}")
-    write_figure(figure, os.path.join(args.out, "curve.png"), overwrite=True, dpi=120)
+    outputs.add_figure("curve.png", figure, dpi=120)
     figure = perturbation_steps(example, relevance=relevance[0], metadata=model.metadata)
-    write_figure(figure, os.path.join(args.out, "steps.png"), overwrite=True, dpi=120)
+    outputs.add_figure("steps.png", figure, dpi=120)
 
-    with open(os.path.join(args.out, "per_image.csv"), "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["image", "target", "sort", "auc", "auc_normalised", "aopc", "score_unperturbed",
-                         "score_last"])
-        for sort, curve in curves.items():
-            auc, aopc, valid = curve.auc(), curve.aopc(), curve.valid
-            normalised = numpy.full(curve.n_images, numpy.nan)
-            if valid.any():
-                normalised[valid] = curve.subset(valid).auc(normalised=True)
-            for image in range(curve.n_images):
-                writer.writerow([image, int(curve.targets[image]), sort, f"{auc[image]:.8g}",
-                                 f"{normalised[image]:.8g}" if valid[image] else "", f"{aopc[image]:.8g}",
-                                 f"{curve.scores[image, 0]:.8g}", f"{curve.scores[image, -1]:.8g}"])
+    table = io.StringIO(newline="")
+    writer = csv.writer(table)
+    writer.writerow(["image", "target", "sort", "auc", "auc_normalised", "aopc", "score_unperturbed",
+                     "score_last"])
+    for sort, curve in curves.items():
+        auc, aopc, valid = curve.auc(), curve.aopc(), curve.valid
+        normalised = numpy.full(curve.n_images, numpy.nan)
+        if valid.any():
+            normalised[valid] = curve.subset(valid).auc(normalised=True)
+        for image in range(curve.n_images):
+            writer.writerow([image, int(curve.targets[image]), sort, f"{auc[image]:.8g}",
+                             f"{normalised[image]:.8g}" if valid[image] else "", f"{aopc[image]:.8g}",
+                             f"{curve.scores[image, 0]:.8g}", f"{curve.scores[image, -1]:.8g}"])
     results = {
         "model": os.path.abspath(args.model), "model_name": name, "data": data_description,
         "composite": args.composite, "dtype": dtype_name(model),
@@ -302,18 +347,5 @@ def run(args: argparse.Namespace) -> int:
             "aopc": curve.aopc().tolist(),
             "targets": curve.targets.tolist(),
         }
-    with open(os.path.join(args.out, "results.json"), "w") as handle:
-        json.dump(results, handle, indent=2)
-
-    parts = []
-    for sort, curve in curves.items():
-        summary = curve.summary()
-        normalised = summary["auc_normalised"]
-        better = f", {curve.better} is better" if curve.better else ""
-        parts.append(f"{sort} AUC {summary['auc']:.4g}"
-                     + (f" (normalised {normalised:.4g}{better})" if normalised is not None else better)
-                     + f", AOPC {summary['aopc']:.4g}")
-    calls = sum(curve.model_calls for curve in curves.values())
-    print(f"{name}: {len(inputs)} images, {args.composite}, {args.mode}, {dtype_name(model)}: " + "; ".join(parts)
-          + f"; {calls} model calls, {time.perf_counter() - start:.1f} s; wrote {args.out}/")
-    return 0
+    outputs.add_text("per_image.csv", table.getvalue())
+    outputs.add_text("results.json", json.dumps(results, indent=2))

@@ -39,6 +39,7 @@ import numpy
 from ..errors import InputValueError, ShapeError
 from ._common import TARGET_HELP, add_dtype_argument, cast_model, dtype_name, fresh_output, target_from_text, \
     write_figure
+from ._inputs import announce, as_raw_values, check_not_empty, check_value_range, input_file, read_image, scale_note
 from ._models import add_source_arguments
 
 #: Environment variable naming a folder with the shipped models.
@@ -196,57 +197,23 @@ def _batch_of(values: numpy.ndarray, shape: tuple[int, ...], source: str) -> num
     return values
 
 
-def _as_raw_values(values: numpy.ndarray, value_range: tuple[float, float], source: str) -> numpy.ndarray:
-    """Floats pass unchanged; uint8 is mapped from 0..255 to the value range; other dtypes are refused."""
-    low, high = (float(bound) for bound in value_range)
-    if values.dtype == numpy.uint8:
-        return low + (high - low) * values.astype(numpy.float32) / numpy.float32(255.0)
-    if values.dtype.kind != "f":
-        raise InputValueError(f"{source}: inputs must be floating point (raw values in the model's value range "
-                              f"[{low:g}, {high:g}]) or uint8 images, got dtype {values.dtype}")
-    return values.astype(numpy.float32, copy=False)
-
-
-def _check_finite_and_range(values: numpy.ndarray, value_range: tuple[float, float], source: str,
-                            preprocessed: bool) -> None:
-    if not numpy.isfinite(values).all():
-        bad = int((~numpy.isfinite(values)).sum())
-        raise InputValueError(f"{source}: input contains {bad} NaN or inf values")
-    if preprocessed:
-        return
-    low, high = (float(bound) for bound in value_range)
-    tolerance = 1e-3 * (high - low)
-    found_low, found_high = float(values.min()), float(values.max())
-    if found_low < low - tolerance or found_high > high + tolerance:
-        raise InputValueError(f"{source}: values span [{found_low:.4g}, {found_high:.4g}], outside the model's raw "
-                              f"value range [{low:g}, {high:g}]; INPUT must hold raw values (pass --preprocessed "
-                              "if they are already normalised)")
-
-
-def _read_image(path: Path, shape: tuple[int, ...]) -> numpy.ndarray:
-    from PIL import Image, UnidentifiedImageError
-
+def _read_image(path: Path, shape: tuple[int, ...], value_range: tuple[float, float]) -> numpy.ndarray:
+    """An image as raw values (C, H, W): 8-bit scaled by 1/255, 16-bit by 1/65535, into the value range (announced)."""
     channels, height, width = shape
-    if channels not in (1, 3):
-        raise ShapeError(f"{path}: images can feed models with 1 or 3 input channels; the model takes {channels}")
-    try:
-        with Image.open(path) as image:
-            converted = image.convert("RGB" if channels == 3 else "L")
-    except UnidentifiedImageError:
-        raise InputValueError(f"{path}: not an image file Pillow can read") from None
-    if converted.size != (width, height):
-        raise ShapeError(f"{path}: image is {converted.size[0]}x{converted.size[1]} (width x height) but the model "
+    values, bits = read_image(path, channels)
+    if values.shape[1:] != (height, width):
+        raise ShapeError(f"{path}: image is {values.shape[2]}x{values.shape[1]} (width x height) but the model "
                          f"takes {width}x{height}; resize it first (lrpcore explain does not resize)")
-    pixels = numpy.asarray(converted, dtype=numpy.uint8)
-    return pixels.transpose(2, 0, 1) if pixels.ndim == 3 else pixels[None]
+    announce(scale_note(str(path), f"{bits}-bit image", 255 if bits == 8 else 65535, value_range))
+    low, high = (float(bound) for bound in value_range)
+    return (low + (high - low) * values.astype(numpy.float64)).astype(numpy.float32)
 
 
 def _read_hdf5(argument: str) -> tuple[numpy.ndarray, str]:
     import h5py
 
     file_name, _, dataset_path = argument.partition(":")
-    if not Path(file_name).is_file():
-        raise FileNotFoundError(f"input file {file_name} does not exist")
+    input_file(file_name)
     with h5py.File(file_name, "r") as handle:
         if dataset_path not in handle or not isinstance(handle[dataset_path], h5py.Dataset):
             names: list[str] = []
@@ -259,10 +226,11 @@ def _read_hdf5(argument: str) -> tuple[numpy.ndarray, str]:
 def read_input(argument: str, model: Any, preprocessed: bool = False) -> numpy.ndarray:
     """Read INPUT for ``model`` as a (N, C, H, W) float32 batch of raw values (or model inputs if ``preprocessed``).
 
-    ``.npy``: float arrays as they are, uint8 scaled from 0..255 to the value range;
-    images (Pillow): converted to RGB or grey as the model's channel count, scaled from
-    0..255 to the value range, never resized; ``FILE.h5:PATH``: an HDF5 dataset like ``.npy``.
-    Errors name the file and what is wrong (shape, dtype, values).
+    ``.npy``: float arrays as they are, uint8 (uint16) scaled from 0..255 (0..65535) to the value range;
+    images: converted to RGB or grey as the model's channel count, 8-bit images scaled by 1/255,
+    16-bit ones by 1/65535 to the value range, never resized; ``FILE.h5:PATH``: an HDF5 dataset like
+    ``.npy``. Every automatic rescaling is announced on stderr. Errors name the file and what is
+    wrong (a directory, shape, dtype, values).
     """
     shape = _sample_shape(model)
     value_range = model.metadata.value_range
@@ -270,23 +238,26 @@ def read_input(argument: str, model: Any, preprocessed: bool = False) -> numpy.n
     if ".h5:" in lowered or ".hdf5:" in lowered:
         values, source = _read_hdf5(argument)
     else:
-        path = Path(argument)
+        path = input_file(argument)
         source = str(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"input file {path} does not exist")
         if lowered.endswith(".npy"):
             try:
                 values = numpy.load(path, allow_pickle=False)
             except ValueError as error:
                 raise InputValueError(f"{path}: not a plain .npy array ({error})") from None
         elif lowered.endswith(IMAGE_SUFFIXES):
-            values = _read_image(path, shape)
+            values = _read_image(path, shape, value_range)
         else:
             raise InputValueError(f"{path}: unknown input type; use .npy, an image ({', '.join(IMAGE_SUFFIXES)}) "
                                   "or FILE.h5:DATASET")
-    values = _as_raw_values(numpy.asarray(values), value_range, source)
+    values = numpy.asarray(values)
+    check_not_empty(values, source)
+    values = as_raw_values(values, value_range, source)
     batch = _batch_of(values, shape, source)
-    _check_finite_and_range(batch, value_range, source, preprocessed)
+    if preprocessed:
+        check_value_range(batch, None, source)  # finite only: model inputs have no documented range
+    else:
+        check_value_range(batch, value_range, source)
     return batch
 
 
@@ -323,7 +294,23 @@ def _output_paths(out: str, count: int, grid: bool) -> list[Path]:
     return [path.with_name(f"{path.stem}_{index:03d}{path.suffix}") for index in range(count)]
 
 
+def _output_set(paths: Sequence[Path], overwrite: bool) -> Any:
+    """The files of a batch (FILE_000.png, ...) as one recorded :class:`~lrpcore._outputs.OutputSet`: written
+    together, and ``--overwrite`` replaces exactly the files of the previous run for the same ``--out``."""
+    from .._outputs import OutputSet
+
+    first = paths[0]
+    owner = f"explain:{first.name.rsplit('_', 1)[0]}{first.suffix}"
+    return OutputSet(first.parent, owner, overwrite=overwrite, command="lrpcore explain")
+
+
 def _check_writable(paths: Sequence[Path], overwrite: bool) -> None:
+    for path in paths:
+        if not path.parent.resolve().is_dir():
+            raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
+    if len(paths) > 1:
+        _output_set(paths, overwrite).check([path.name for path in paths])
+        return
     existing = [path for path in paths if path.exists()]
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
@@ -457,14 +444,51 @@ def _write_pictures(model: Any, raw_images: numpy.ndarray, inputs: _Inputs, resu
              "auto": "b = min(10·mean(|R|³)^(1/3), max|R|)"}[args.scale]
     caption = (f"LRP composite {args.composite}, {dtype_name(model)}; relevance summed over channels; "
                f"colour limit {limit}")
-    for sample, path in enumerate(outputs):
-        predicted, explained = int(predictions[sample]), int(results.targets[sample])
-        heading = (f"{metadata.name}: predicted {_class_name(names, predicted)} "
-                   f"(p = {probabilities[sample, predicted]:.2f}); explaining '{_class_name(names, explained)}' "
-                   f"(score {results.logits[sample, explained]:.3g})")
-        figure = _panel_figure(raw_images[sample], results.relevance[sample], metadata.value_range, caption, heading,
-                               args.scale)
-        write_figure(figure, path, overwrite=args.overwrite)
+    batch = _output_set(outputs, args.overwrite) if len(outputs) > 1 else None
+    try:
+        for sample, path in enumerate(outputs):
+            predicted, explained = int(predictions[sample]), int(results.targets[sample])
+            heading = (f"{metadata.name}: predicted {_class_name(names, predicted)} "
+                       f"(p = {probabilities[sample, predicted]:.2f}); explaining '{_class_name(names, explained)}' "
+                       f"(score {results.logits[sample, explained]:.3g})")
+            figure = _panel_figure(raw_images[sample], results.relevance[sample], metadata.value_range, caption,
+                                   heading, args.scale)
+            if batch is None:
+                write_figure(figure, path, overwrite=args.overwrite)  # atomic: a failed write keeps the old file
+            else:
+                batch.add_figure(path.name, figure, dpi=150, format="png")
+    except BaseException:
+        if batch is not None:
+            batch.abort()  # a batch is written whole or not at all: never a mix of two runs
+        raise
+    if batch is not None:
+        batch.commit()
+
+
+def zero_denominator_warnings(model: Any, explanations: Sequence[Any]) -> list[str]:
+    """One line per layer where relevance was dropped at exactly-zero denominators (from each explanation's
+    ``zero_denominators``, a (layers × samples) count array)."""
+    totals: dict[int, int] = {}
+    samples: dict[int, set[int]] = {}
+    offset = 0
+    for explanation in explanations:
+        counts = getattr(explanation, "zero_denominators", None)
+        if counts is None:
+            continue
+        counts = numpy.asarray(counts)
+        for layer, sample in zip(*numpy.nonzero(counts)):
+            totals[int(layer)] = totals.get(int(layer), 0) + int(counts[layer, sample])
+            samples.setdefault(int(layer), set()).add(offset + int(sample))
+        offset += counts.shape[1] if counts.ndim == 2 else 0
+    lines = []
+    for index in sorted(totals):
+        where = model.where(index) if hasattr(model, "where") else f"layer {index}"
+        which = sorted(samples[index])
+        shown = ", ".join(map(str, which[:8])) + (", ..." if len(which) > 8 else "")
+        lines.append(f"warning: relevance was dropped at {totals[index]} zero denominator(s) in {where}, "
+                     f"sample(s) {shown}: the heatmap misses that relevance (conservation fails there); "
+                     "a stabilizer that moves z away from zero (--stabilizer zennit) avoids it")
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -502,6 +526,8 @@ def run(args: argparse.Namespace) -> int:
     raw_images = metadata.deprocess(inputs.raw) if args.preprocessed else inputs.raw
     results = _explain_in_batches(model, model_inputs, target, get_composite(args.composite), args.stabilizer)
     _print_report(model, model_path, inputs, results, args)
+    for line in zero_denominator_warnings(model, results.explanations):
+        print(line, file=sys.stderr)
     _write_pictures(model, raw_images, inputs, results, outputs, args)
     print()
     print("wrote " + (str(outputs[0]) if len(outputs) == 1

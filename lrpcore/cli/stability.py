@@ -8,28 +8,36 @@ dtypes, and what each column means), ``comparison.csv`` (every per-layer number)
 ``profiles_sample<n>.png`` (per-layer conservation error and |z| profiles) and
 ``heatmaps_sample<n>.png`` (the input and the heatmaps, unstable ones framed, with a colour bar
 and a title), and for every unstable heatmap ``diagnosis.txt`` (layer and neurons, see
-:func:`lrpcore.stability.locate_instability`). Existing files are never replaced without
-``--overwrite``.
+:func:`lrpcore.stability.locate_instability`). The files are written together (all or none) and
+recorded in ``DIR/.lrpcore-outputs.json``: ``--overwrite`` replaces the files of the previous
+``lrpcore stability`` there and removes those it does not write again (the PNGs of samples no
+longer given, a ``diagnosis.txt`` with nothing to diagnose), so DIR never mixes two runs; a file it
+did not write is never replaced or removed.
 
 MODEL: a model file (anything ``lrpcore inspect`` reads), the name of a shipped model
 (default ``shapes_cnn``) or a built-in name: ``vgg16`` (random torchvision-style weights,
 ``--input-size``, default 32) or ``linear_bottleneck`` (the small network of
 :func:`lrpcore.stability.linear_bottleneck_network`). INPUT: a ``.npy`` array (N, C, H, W) or one
 sample (C, H, W) of raw values in the model's value range (``--preprocessed`` if it already is the
-model input), or an image file (PNG/JPEG, scaled to [0, 1] and resized to the model's input).
-Without INPUT, one is generated as ``lrpcore explain`` does (a shapes or digits image; for the
-built-in random networks, uniform noise in the value range), seeded by ``--seed``.
+model input; values outside the range are refused unless ``--allow-out-of-range``; ``uint8`` and
+``uint16`` arrays are scaled into the range), or an image file (PNG/JPEG; 8-bit images scaled by
+1/255, 16-bit ones by 1/65535, into the model's value range, and resized to the model's input).
+Every automatic rescaling and resizing is announced on stderr. Without INPUT, one is generated as
+``lrpcore explain`` does (a shapes or digits image; for the built-in random networks, uniform noise
+in the value range), seeded by ``--seed``.
 """
 from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy
 
 from ..errors import InputValueError, ShapeError
-from ._common import fresh_output, target_from_text, write_figure
+from ._common import fresh_output, target_from_text
+from ._inputs import announce, as_raw_values, check_not_empty, check_value_range, input_file, read_image, scale_note
 
 OUTPUTS = ("comparison.txt", "comparison.csv")
 BUILT_IN = ("vgg16", "linear_bottleneck")
@@ -90,7 +98,11 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="number of generated inputs when no INPUT is given (default 1)")
     parser.add_argument("--preprocessed", action="store_true",
                         help="INPUT already holds model inputs (skip the model's mean/std preprocessing)")
-    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    parser.add_argument("--allow-out-of-range", action="store_true",
+                        help="accept raw values outside the model's value range (refused by default)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the files of an earlier 'lrpcore stability' in DIR (and remove those it does "
+                             "not write again); files it did not write are never touched")
     add_source_arguments(parser)
     parser.set_defaults(run=run)
     return parser
@@ -133,47 +145,72 @@ def _generated(model: Any, seed: int, count: int) -> tuple[numpy.ndarray, str, n
         return values, f"{count} uniform random input(s) in [{low:g}, {high:g}] (seed {seed})", None
 
 
-def _read_input(path: str, model: Any, preprocessed: bool) -> numpy.ndarray:
-    if not os.path.exists(path):
+def _read_image_resized(path: str, model: Any, shape: tuple[int, ...] | None) -> numpy.ndarray:
+    """An image as raw values (1, C, H, W): scaled by its bit depth into the value range, resized to the model."""
+    from PIL import Image
+
+    if shape is None or len(shape) != 3:
+        raise ShapeError(f"{path}: images need a model with a (C, H, W) input shape, got {shape}")
+    values, bits = read_image(Path(path), shape[0])
+    announce(scale_note(path, f"{bits}-bit image", 255 if bits == 8 else 65535, model.metadata.value_range))
+    if values.shape[1:] != shape[1:]:
+        announce(f"{path}: image resized from {values.shape[2]}x{values.shape[1]} to {shape[2]}x{shape[1]} "
+                 "(width x height, bilinear)")
+        values = numpy.stack([numpy.asarray(Image.fromarray(channel, mode="F").resize((shape[2], shape[1]),
+                                                                                       Image.BILINEAR))
+                              for channel in values.astype(numpy.float32)])
+    low, high = (float(bound) for bound in model.metadata.value_range)
+    return (low + (high - low) * values.astype(numpy.float64))[None]
+
+
+def _read_input(path: str, model: Any, preprocessed: bool, allow_out_of_range: bool = False) -> numpy.ndarray:
+    if not os.path.lexists(path):
         raise FileNotFoundError(f"input file {path!r} does not exist")
+    input_file(path)  # a directory or a FIFO is named as such
     shape = tuple(model.metadata.input_shape) if model.metadata.input_shape else None
     if path.lower().endswith(".npy"):
-        values = numpy.load(path, allow_pickle=False)
-        if values.dtype.kind not in "fiu":
-            raise InputValueError(f"{path}: array dtype {values.dtype} is not numeric")
-        values = values.astype(numpy.float64)
+        try:
+            values = numpy.load(path, allow_pickle=False)
+        except ValueError as error:
+            raise InputValueError(f"{path}: not a plain .npy array ({error})") from None
+        check_not_empty(values, path)
+        if preprocessed:
+            if values.dtype.kind not in "fiu":
+                raise InputValueError(f"{path}: array dtype {values.dtype} is not numeric")
+            values = values.astype(numpy.float64)
+        else:
+            values = as_raw_values(values, model.metadata.value_range, path, dtype=numpy.float64)
     else:
-        from PIL import Image
-
-        if shape is None or len(shape) != 3:
-            raise ShapeError(f"{path}: images need a model with a (C, H, W) input shape, got {shape}")
-        image = Image.open(path).convert("RGB" if shape[0] == 3 else "L").resize((shape[2], shape[1]))
-        values = numpy.asarray(image, dtype=numpy.float64) / 255.0
-        values = values.transpose(2, 0, 1) if values.ndim == 3 else values[None]
+        values = _read_image_resized(path, model, shape)
     if shape is not None and values.shape == shape:
         values = values[None]
     if shape is not None and values.shape[1:] != shape:
         raise ShapeError(f"{path}: input of shape {values.shape} does not fit the model's input (N, "
                          f"{', '.join(map(str, shape))})")
-    if not numpy.isfinite(values).all():
-        raise InputValueError(f"{path}: input contains NaN or inf")
+    check_not_empty(values, path)
+    check_value_range(values, None if (preprocessed or allow_out_of_range) else model.metadata.value_range, path,
+                      "--allow-out-of-range")
     return values if preprocessed else numpy.asarray(model.metadata.preprocess(values), dtype=numpy.float64)
 
 
-def _output_folder(args: argparse.Namespace, count: int) -> str:
+def _output_set(args: argparse.Namespace, count: int) -> Any:
+    """The output folder's files as one recorded set (lrpcore._outputs), checked before any work: only this
+    command's files of an earlier run are replaced, and only with --overwrite. Without --out, a fresh folder."""
+    from .._outputs import OutputSet
+
     names = list(OUTPUTS) + ["diagnosis.txt"] + [f"{kind}_sample{n}.png" for n in range(count)
                                                    for kind in ("profiles", "heatmaps")]
-    if args.out is None:   # a fresh folder: a rerun never fails and never replaces a file
+    out = args.out
+    if out is None:   # a fresh folder: a rerun never fails and never replaces a file
         from pathlib import Path
 
-        folder = fresh_output("stability", lambda candidate: [candidate])
-        Path(folder).mkdir()
-        return str(folder)
-    existing = [name for name in names if os.path.exists(os.path.join(args.out, name))]
-    if existing and not args.overwrite:
-        raise FileExistsError(f"{args.out} already holds {', '.join(existing)}; pass --overwrite to replace them")
-    os.makedirs(args.out, exist_ok=True)
-    return args.out
+        out = str(fresh_output("stability", lambda candidate: [candidate]))
+        Path(out).mkdir()
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise FileExistsError(f"--out {out!r} exists and is not a folder")
+    outputs = OutputSet(out, "stability", overwrite=args.overwrite)
+    outputs.check(names)
+    return outputs, out
 
 
 def run(args: argparse.Namespace) -> int:
@@ -193,10 +230,10 @@ def run(args: argparse.Namespace) -> int:
     else:
         if args.samples != 1:
             raise InputValueError("--samples applies to generated inputs only, not to an INPUT file")
-        x = _read_input(args.input, model, args.preprocessed)
+        x = _read_input(args.input, model, args.preprocessed, args.allow_out_of_range)
         raw, description, labels = numpy.asarray(model.metadata.deprocess(x)), args.input, None
     target = target_from_text(args.target, model)
-    out = _output_folder(args, x.shape[0])
+    outputs, out = _output_set(args, x.shape[0])
     epsilons = tuple(args.epsilons) if args.epsilons else (None,)
     runs = len(args.stabilizers) * len(epsilons) * len(args.dtypes)
     with progress_bar(runs, "explaining", unit="setting") as bar:
@@ -206,35 +243,32 @@ def run(args: argparse.Namespace) -> int:
     header = (f"model: {model.metadata.name} ({origin})\ninput: {description}\ncomposite: {args.composite}; "
               f"precisions compared: {', '.join(args.dtypes)}")
     text = header + "\n\n" + str(comparison)
-    with open(os.path.join(out, "comparison.txt"), "w", encoding="utf-8") as handle:
-        handle.write(text + "\n")
-    with open(os.path.join(out, "comparison.csv"), "w", encoding="utf-8", newline="") as handle:
-        handle.write(comparison.to_csv())
     diagnoses = []
     name = model.metadata.name or "model"
     explained = numpy.asarray(next(iter(comparison.explanations.values())).target)
     image_shaped = raw.ndim == 4 and raw.shape[1] in (1, 3)
-    for sample in comparison.samples:
-        figure = plot_layer_profiles(comparison, sample)
-        write_figure(figure, os.path.join(out, f"profiles_sample{sample}.png"), overwrite=True, dpi=110)
-        rows = comparison.rows_for(sample)
-        heatmaps = {row.label: comparison.heatmaps[(row.stabilizer, row.epsilon, row.dtype)][sample] for row in rows}
-        flags = {row.label: row.unstable for row in rows}
-        truth = f", true class {class_label(model, int(labels[sample]))}" if labels is not None else ""
-        title = (f"{name}: sample {sample}, explaining '{class_label(model, int(explained[sample]))}'{truth}; "
-                 f"composite {args.composite}; red frame = unstable")
-        figure = plot_heatmap_row(heatmaps, flags, image=raw[sample] if image_shaped else None,
-                                  value_range=model.metadata.value_range, title=title)
-        # existing files were refused above unless --overwrite
-        write_figure(figure, os.path.join(out, f"heatmaps_sample{sample}.png"), overwrite=True, dpi=110)
-        for row in rows:
-            if row.unstable:
-                key = (row.stabilizer, row.epsilon, row.dtype)
-                diagnoses.append(f"[{row.label}] {row.reason}\n"
-                                 + str(locate_instability(comparison.explanations[key], sample)))
-    if diagnoses:
-        with open(os.path.join(out, "diagnosis.txt"), "w", encoding="utf-8") as handle:
-            handle.write("\n\n".join(diagnoses) + "\n")
+    with outputs:  # all files or none; the previous run's files not written again are removed
+        outputs.add_text("comparison.txt", text + "\n")
+        outputs.add_text("comparison.csv", comparison.to_csv())
+        for sample in comparison.samples:
+            outputs.add_figure(f"profiles_sample{sample}.png", plot_layer_profiles(comparison, sample), dpi=110)
+            rows = comparison.rows_for(sample)
+            heatmaps = {row.label: comparison.heatmaps[(row.stabilizer, row.epsilon, row.dtype)][sample]
+                        for row in rows}
+            flags = {row.label: row.unstable for row in rows}
+            truth = f", true class {class_label(model, int(labels[sample]))}" if labels is not None else ""
+            title = (f"{name}: sample {sample}, explaining '{class_label(model, int(explained[sample]))}'{truth}; "
+                     f"composite {args.composite}; red frame = unstable")
+            figure = plot_heatmap_row(heatmaps, flags, image=raw[sample] if image_shaped else None,
+                                      value_range=model.metadata.value_range, title=title)
+            outputs.add_figure(f"heatmaps_sample{sample}.png", figure, dpi=110)
+            for row in rows:
+                if row.unstable:
+                    key = (row.stabilizer, row.epsilon, row.dtype)
+                    diagnoses.append(f"[{row.label}] {row.reason}\n"
+                                     + str(locate_instability(comparison.explanations[key], sample)))
+        if diagnoses:
+            outputs.add_text("diagnosis.txt", "\n\n".join(diagnoses) + "\n")
     print(text)
     print(f"\n{len(diagnoses)} unstable heatmap(s); wrote {out}")
     return 0

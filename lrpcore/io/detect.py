@@ -10,14 +10,14 @@ PyTorch's ``torch.save`` files are both zip archives. The content decides:
 """
 from __future__ import annotations
 
-import errno
 import os
 import zipfile
 
 import h5py
 
 from ..errors import ModelFormatError
-from .hdf5 import FORMAT_NAME
+from .hdf5 import FORMAT_NAME, root_format
+from .limits import check_regular_file
 
 __all__ = ["detect_format", "FORMATS"]
 
@@ -35,18 +35,13 @@ def _is_hdf5(path: str) -> bool:
 def detect_format(path: str | os.PathLike) -> str:
     """``"lrpcore"``, ``"keras"`` or ``"torch"`` for the model file at ``path``; ModelFormatError if none."""
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, "model file not found", path)
-    if os.path.isdir(path):
-        raise ModelFormatError(f"{path}: is a directory, not a model file")
+    check_regular_file(path, "model file")  # before anything opens it: a FIFO would block, /dev/zero never ends
     if _is_hdf5(path):
         try:
             with h5py.File(path, "r") as handle:
-                found = handle.attrs.get("format")
+                found = root_format(handle)
         except (OSError, ValueError, KeyError, TypeError):
             found = None
-        if isinstance(found, bytes):
-            found = found.decode("utf-8", "replace")
         return "lrpcore" if found == FORMAT_NAME else "keras"
     if zipfile.is_zipfile(path):
         try:

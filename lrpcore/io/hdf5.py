@@ -1,11 +1,14 @@
 """lrpcore's native model file: one HDF5 file per :class:`~lrpcore.Sequential` (layout in ``models/FORMAT.md``).
 
-``save`` writes to a temporary file in the destination folder and renames it into
-place, so a crash never leaves a half-written model, and never replaces an existing
-file unless ``overwrite=True``. ``load`` checks every attribute, dataset, shape and
-dtype, builds every layer, and runs :func:`lrpcore.io.validate.check_model` before it
-returns: it gives a complete, consistent model or raises
-:class:`~lrpcore.errors.ModelFormatError` (``FileNotFoundError`` for a missing file).
+``save`` builds the file in memory, writes it to a temporary file in the destination
+folder, checks it and renames it into place (:mod:`lrpcore._atomic`), so a crash or a
+full disk never leaves a half-written model, and never replaces an existing file unless
+``overwrite=True``. ``load`` first refuses what could hang, allocate without bound or
+reach outside the file (:meth:`_Reader.check_safety`, :mod:`lrpcore.io.limits`), then
+checks every attribute, dataset, shape and dtype, builds every layer, and runs
+:func:`lrpcore.io.validate.check_model` before it returns: it gives a complete,
+consistent model or raises :class:`~lrpcore.errors.ModelFormatError`
+(``FileNotFoundError`` for a missing file).
 Round trips are exact: the same arrays bit for bit, layer types, hyperparameters,
 metadata and dtype.
 """
@@ -13,19 +16,21 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import hashlib
 import inspect
 import os
-import tempfile
+import uuid
 from typing import Any
 
 import h5py
 import numpy
 
+from .. import _atomic
 from ..errors import LRPError, ModelFormatError
 from ..layers import Layer
 from ..backend import to_numpy
 from ..model import ModelMetadata, Sequential
-from . import registry
+from . import limits, registry
 from .validate import check_model
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save", "load", "is_lrpcore_file"]
@@ -148,20 +153,49 @@ def _chunks(array: numpy.ndarray, target_bytes: int = 2**20) -> tuple[int, ...]:
     return (rows, *array.shape[1:])
 
 
-def _default_permissions(path: str) -> None:
-    """Give a temporary file (created 0600) the permissions a normally created file would have."""
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(path, 0o666 & ~umask)
+def file_image(model: Sequential, records: list, dtype: numpy.dtype | None) -> bytes:
+    """The complete HDF5 file of ``model`` as bytes, built in memory.
+
+    HDF5's ``core`` driver without a backing store keeps the whole file in memory, so the HDF5
+    library never writes to disk itself. Writing through HDF5 onto a full disk made h5py fail while
+    closing the file and crash the process (a segfault in its object deallocator); with the file
+    built in memory, the only disk write is the plain atomic write of these bytes. Costs one copy
+    of the model's arrays in memory while saving.
+    """
+    name = f"lrpcore-save-{uuid.uuid4().hex}.h5"  # a label only: nothing is created under this name
+    with h5py.File(name, "w", driver="core", backing_store=False, libver=("v110", "v110")) as h5:
+        _write(h5, model, records, dtype)
+        h5.flush()
+        return bytes(h5.id.get_file_image())
+
+
+def _check_written(temporary: str, image: bytes, path: str) -> None:
+    """The temporary file holds exactly ``image`` and opens as an lrpcore file (checked before the rename)."""
+    digest = hashlib.sha256()
+    with open(temporary, "rb") as written:
+        for block in iter(lambda: written.read(2**24), b""):
+            digest.update(block)
+    if digest.digest() != hashlib.sha256(image).digest():
+        raise OSError(errno.EIO, f"cannot write {path}: the bytes read back differ from the bytes written")
+    try:
+        with h5py.File(temporary, "r") as handle:
+            ok = handle.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode())
+    except (OSError, ValueError) as error:
+        raise OSError(errno.EIO, f"cannot write {path}: the written file does not open as HDF5 ({error})") from None
+    if not ok:
+        raise OSError(errno.EIO, f"cannot write {path}: the written file lacks the lrpcore format attribute")
 
 
 def save(model: Sequential, path: str | os.PathLike, overwrite: bool = False) -> None:
     """Write ``model`` to ``path`` in lrpcore's HDF5 format (``models/FORMAT.md``).
 
     An existing file is replaced only with ``overwrite=True`` (``FileExistsError`` otherwise).
-    The model is checked first (:func:`~lrpcore.io.validate.check_model`), then written to a
-    temporary file in the same folder and renamed into place, so readers see either the old
-    file or the complete new one.
+    The model is checked first (:func:`~lrpcore.io.validate.check_model`), the file is built in
+    memory (:func:`file_image`), written to a temporary file in the same folder, flushed, read
+    back and checked, and only then renamed into place (:mod:`lrpcore._atomic`): readers see
+    either the old file or the complete new one. A failed write (a full disk) raises an
+    ``OSError`` naming ``path`` (``errno`` ``ENOSPC`` for a full disk), leaves the previous file
+    untouched and no temporary file behind.
     """
     path = os.fspath(path)
     if os.path.isdir(path):
@@ -174,37 +208,19 @@ def save(model: Sequential, path: str | os.PathLike, overwrite: bool = False) ->
     source = f"model {model.metadata.name!r}" if isinstance(model, Sequential) else "model"
     dtype = check_model(model, source)
     records = [_layer_record(index, layer) for index, layer in enumerate(model.layers)]
-    handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    os.close(handle)
+    image = file_image(model, records, dtype)
+    temporary = _atomic.temporary_copy(path, image)
     try:
-        with h5py.File(temporary, "w", libver=("v110", "v110")) as h5:
-            _write(h5, model, records, dtype)
-        with open(temporary, "rb+") as written:
-            os.fsync(written.fileno())
-        _default_permissions(temporary)
-        _publish(temporary, path, overwrite)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-
-
-def _publish(temporary: str, path: str, overwrite: bool) -> None:
-    """Move the finished ``temporary`` file to ``path``; without ``overwrite`` never replace a file."""
-    if overwrite:
-        os.replace(temporary, path)
-        return
+        _check_written(temporary, image, path)
+    except BaseException:
+        _atomic.discard(temporary)
+        raise
+    del image
     try:
-        os.link(temporary, path)  # atomic and fails if ``path`` appeared meanwhile
+        _atomic.publish(temporary, path, overwrite)
     except FileExistsError:
         raise FileExistsError(errno.EEXIST, "file exists; pass overwrite=True (--overwrite) to replace it",
                               path) from None
-    except OSError:  # file systems without hard links
-        if os.path.exists(path):
-            raise FileExistsError(errno.EEXIST, "file exists; pass overwrite=True (--overwrite) to replace it",
-                                  path) from None
-        os.replace(temporary, path)
-        return
-    os.unlink(temporary)
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -255,6 +271,24 @@ class _Reader:
             if all(isinstance(item, str) for item in items):
                 return tuple(items)
         raise self.fail(where, f"attribute {key!r} must hold {kind} values, found dtype {value.dtype}")
+
+    # --- safety: before any value is read (lrpcore.io.limits) ---------------------------------------
+    def check_safety(self) -> None:
+        """Refuse what could hang, blow up or reach outside the file, before reading any value.
+
+        The root ``format`` attribute is read only once its type is known to be fixed-length; a file
+        that says it is an lrpcore file then has its whole structure scanned (links, attribute and
+        dataset types, storage, filters) by :func:`lrpcore.io.limits.scan_hdf5`. Files without the
+        lrpcore ``format`` are left to :meth:`header`, which names what they are.
+        """
+        attrs = self.handle.attrs
+        if "format" not in attrs:
+            return
+        problem = limits.type_problem(attrs.get_id("format").dtype)
+        if problem:
+            raise self.fail("root", f"attribute 'format' {problem}")
+        if self.text(attrs, "format", "root") == FORMAT_NAME:
+            limits.scan_hdf5(self.handle, self.file_size, self.fail, _native_dataset_rule)
 
     def header(self) -> tuple[int, str]:
         attrs = self.handle.attrs
@@ -390,6 +424,7 @@ class _Reader:
         count = self.integer(group.attrs, "count", "layers")
         if count < 1:
             raise self.fail("layers", f"count is {count}; a model has at least one layer")
+        limits.check_layer_count(count, lambda message: self.fail("layers", message))
         names = set(group)
         expected = {str(index) for index in range(count)}
         if names != expected:
@@ -400,6 +435,7 @@ class _Reader:
         return [self.layer(group[str(index)], index, dtype) for index in range(count)]
 
     def model(self) -> Sequential:
+        self.check_safety()
         _, dtype = self.header()
         unknown = set(self.handle) - {"metadata", "layers"}
         if unknown:
@@ -415,21 +451,55 @@ class _Reader:
         return model
 
 
+def _native_dataset_rule(dataset: h5py.Dataset, where: str) -> str | None:
+    """Arrays of lrpcore files: no filter but Fletcher-32, which every non-empty, non-scalar array carries.
+
+    Version-1 files written by :func:`save` have always checksummed their arrays; an array without
+    a checksum (rewritten by another tool) could hold flipped bytes nobody can detect, so it is refused.
+    """
+    plist = dataset.id.get_create_plist()
+    filters = [plist.get_filter(index)[0] for index in range(plist.get_nfilters())]
+    others = [code for code in filters if code != h5py.h5z.FILTER_FLETCHER32]
+    if others:
+        return (f"uses HDF5 filter(s) {others}; lrpcore files store arrays uncompressed with Fletcher-32 checksums "
+                "only")
+    if dataset.size and dataset.ndim and h5py.h5z.FILTER_FLETCHER32 not in filters:
+        return ("has no Fletcher-32 checksum; lrpcore files checksum every non-empty array so damaged bytes are "
+                "detected (re-save the model with lrpcore.save)")
+    return None
+
+
+def root_format(handle: h5py.File) -> str | None:
+    """The root ``format`` attribute, read only when its type is safe to read.
+
+    None when absent or not text; :data:`FORMAT_NAME` when it is a variable-length string (not read:
+    such a file claims to be lrpcore's, and :func:`load` refuses it with the reason).
+    """
+    if "format" not in handle.attrs:
+        return None
+    dtype = handle.attrs.get_id("format").dtype
+    string = h5py.check_string_dtype(dtype)
+    if string is None:
+        return None
+    if string.length is None:
+        return FORMAT_NAME
+    value = handle.attrs["format"]
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def is_lrpcore_file(path: str | os.PathLike) -> bool:
     """True when ``path`` is an HDF5 file whose root says it is an lrpcore model (any version)."""
     try:
+        limits.check_regular_file(path, "model file")
         with h5py.File(os.fspath(path), "r") as handle:
-            return handle.attrs.get("format") in (FORMAT_NAME, FORMAT_NAME.encode())
-    except _READ_ERRORS:
+            return root_format(handle) == FORMAT_NAME
+    except (ModelFormatError, *_READ_ERRORS):
         return False
 
 
 def open_hdf5(path: str, what: str) -> h5py.File:
     """Open ``path`` read-only; FileNotFoundError if absent, ModelFormatError if it is not readable HDF5."""
-    if not os.path.exists(path):
-        raise FileNotFoundError(errno.ENOENT, f"{what} not found", path)
-    if os.path.isdir(path):
-        raise ModelFormatError(f"{path}: is a directory, not a {what}")
+    limits.check_regular_file(path, what)  # FileNotFoundError, or ModelFormatError for a FIFO, device, folder
     try:
         return h5py.File(path, "r")
     except _READ_ERRORS as error:

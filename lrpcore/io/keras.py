@@ -41,6 +41,7 @@ from ..layers import (Add, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv2d, 
 from ..metadata import ModelMetadata
 from ..model import Sequential
 from .keras_weights import KerasFile, parse_config, snake_case
+from . import validate
 from .validate import check_model
 
 __all__ = ["load_keras", "SUPPORTED_LAYERS"]
@@ -105,6 +106,19 @@ class _Converter:
                 raise self.fail(spec, f"weight {name!r} has shape {tuple(array.shape)}, expected {shape}")
             arrays.append(array)
         return arrays
+
+    def integers(self, spec: _LayerSpec, key: str, value: Any, pair: bool = False) -> tuple[int, ...]:
+        """A config setting of whole numbers (an int, or a list of them; ``pair``: an int means (v, v)).
+
+        Keras writes JSON integers; a float such as 2.7 (or a bool, or a string) is refused rather
+        than truncated.
+        """
+        items = [value, value] if pair and isinstance(value, int) and not isinstance(value, bool) else value
+        items = items if isinstance(items, (list, tuple)) else [items]
+        if not items or not all(isinstance(item, int) and not isinstance(item, bool) for item in items):
+            raise self.fail(spec, f"{key} must be {'an integer or a list of integers' if pair else 'an integer'}, "
+                                  f"got {value!r}")
+        return tuple(int(item) for item in items)
 
     def image_shape(self, spec: _LayerSpec) -> tuple[int, int, int]:
         """(H, W, C) of the current input, which must be an image."""
@@ -180,15 +194,16 @@ class _Converter:
         config = spec.config
         self.check_format(spec)
         height, width, channels = self.image_shape(spec)
-        kernel = tuple(int(v) for v in config.get("kernel_size", ()))
-        strides = tuple(int(v) for v in config.get("strides", (1, 1)))
-        dilation = tuple(int(v) for v in _pair(config.get("dilation_rate", 1)))
+        kernel = self.integers(spec, "kernel_size", config.get("kernel_size", ()), pair=True)
+        strides = self.integers(spec, "strides", config.get("strides", (1, 1)), pair=True)
+        dilation = self.integers(spec, "dilation_rate", config.get("dilation_rate", 1), pair=True)
+        groups = self.integers(spec, "groups", config.get("groups", 1))
         if len(kernel) != 2 or len(strides) != 2:
             raise self.fail(spec, f"kernel_size {kernel} and strides {strides} must be pairs")
-        if dilation != (1, 1) or int(config.get("groups", 1)) != 1:
+        if dilation != (1, 1) or groups != (1,):
             raise self.fail(spec, f"dilation_rate {dilation} / groups {config.get('groups')} are not supported "
                                   "(only 1)")
-        filters = int(config["filters"])
+        filters, = self.integers(spec, "filters", config.get("filters"))
         expected = [("kernel", (*kernel, channels, filters))]
         if config.get("use_bias", True):
             expected.append(("bias", (filters,)))
@@ -209,7 +224,7 @@ class _Converter:
             raise self.fail(spec, "the input shape is unknown; pass input_shape=")
         if len(self.shape) != 1:
             raise self.fail(spec, f"receives shape {self.shape}; only Dense on flat inputs converts (add Flatten)")
-        units, features = int(config["units"]), self.shape[0]
+        (units,), features = self.integers(spec, "units", config.get("units")), self.shape[0]
         expected = [("kernel", (features, units))]
         if config.get("use_bias", True):
             expected.append(("bias", (units,)))
@@ -225,8 +240,8 @@ class _Converter:
         config = spec.config
         self.check_format(spec)
         height, width, channels = self.image_shape(spec)
-        pool = tuple(int(v) for v in _pair(config.get("pool_size", 2)))
-        strides = tuple(int(v) for v in _pair(config.get("strides") or pool))
+        pool = self.integers(spec, "pool_size", config.get("pool_size", 2), pair=True)
+        strides = self.integers(spec, "strides", config.get("strides") or pool, pair=True)
         self.weights(spec, [])
         is_max = layer_type is MaxPool2d
         padding = (self.window(spec, height, pool[0], strides[0], "height", is_max),
@@ -417,10 +432,6 @@ class _Tensor:
     permutation: numpy.ndarray | None
 
 
-def _pair(value: Any) -> tuple:
-    return (value, value) if isinstance(value, int) else tuple(value)
-
-
 def _inbound_names(nodes: Any) -> list[str]:
     """Names of the layers feeding a functional-model layer (Keras 2 lists and Keras 3 dicts)."""
     names: list[str] = []
@@ -576,6 +587,10 @@ def _read(path: str, config: Any, input_shape: tuple[int, ...] | None
         shape = tuple(int(v) for v in input_shape) if input_shape is not None else _input_shape(specs)
         if shape is None:
             shape = _build_input_shape(architecture)
+        if shape is not None and math.prod(shape) > validate.MAX_ACTIVATION_ELEMENTS:
+            raise ModelFormatError(f"{path}: the input shape {shape} has {math.prod(shape):,} elements per sample, "
+                                   "more than lrpcore.io.validate.MAX_ACTIVATION_ELEMENTS = "
+                                   f"{validate.MAX_ACTIVATION_ELEMENTS:,}")
         converter = _Converter(source, specs, shape, data_format, output)
         nodes, final = converter.convert()
         if nodes[-1].name != final:

@@ -28,6 +28,7 @@ import h5py
 import numpy
 
 from ..errors import ModelFormatError
+from . import limits
 from .hdf5 import open_hdf5
 
 __all__ = ["KerasFile", "parse_config", "snake_case"]
@@ -47,22 +48,34 @@ def _text(value: Any) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
+def _looks_like_json(text: str) -> bool:
+    """JSON text rather than a file name: it starts with an object, an array or a string."""
+    return text.lstrip()[:1] in ("{", "[", '"')
+
+
 def parse_config(config: Any, source: str) -> dict:
-    """A model config as a dict, from a dict, a JSON string, or the path of a JSON file."""
+    """A model config as a dict, from a dict, a JSON string, or the path of a JSON file (or ``.keras`` archive).
+
+    A file is read only if it is a regular file of at most :data:`lrpcore.io.limits.MAX_CONFIG_BYTES`;
+    text starting like JSON (``{``, ``[``) is parsed as JSON, never taken for a file name.
+    """
     if isinstance(config, dict):
         return config
     if isinstance(config, (bytes, bytearray)):
         config = config.decode("utf-8")
-    if isinstance(config, os.PathLike) or (isinstance(config, str) and not config.lstrip().startswith("{")):
+    if isinstance(config, os.PathLike) or (isinstance(config, str) and not _looks_like_json(config)):
         config_path = os.fspath(config)
-        if not os.path.exists(config_path):
-            raise FileNotFoundError(2, "Keras config file not found", config_path)
+        size = limits.check_regular_file(config_path, "Keras config file")
         try:
-            with open(config_path, "rb") as handle:
-                raw = handle.read()
             if zipfile.is_zipfile(config_path):
                 with zipfile.ZipFile(config_path) as archive:
-                    raw = archive.read("config.json")
+                    raw = limits.read_archive_member(archive, "config.json", limits.MAX_CONFIG_BYTES, config_path)
+            else:
+                if size > limits.MAX_CONFIG_BYTES:
+                    raise ModelFormatError(f"{config_path}: {size:,} bytes, more than a Keras model config may have "
+                                           f"(lrpcore.io.limits.MAX_CONFIG_BYTES = {limits.MAX_CONFIG_BYTES:,})")
+                with open(config_path, "rb") as handle:
+                    raw = handle.read(limits.MAX_CONFIG_BYTES + 1)
             config = raw.decode("utf-8")
         except (OSError, KeyError, UnicodeDecodeError, zipfile.BadZipFile) as error:
             raise ModelFormatError(f"{config_path}: cannot read a Keras model config ({error})") from None
@@ -83,7 +96,8 @@ class KerasFile:
         self.path = path
         self.config: dict | None = None
         self._archive_bytes: bytes | None = None
-        if os.path.exists(path) and not os.path.isdir(path) and zipfile.is_zipfile(path):
+        self.file_size = limits.check_regular_file(path, "Keras weight file")  # before anything opens it
+        if zipfile.is_zipfile(path):
             self._open_archive(path)
         else:
             self.handle = open_hdf5(path, "Keras weight file")
@@ -100,13 +114,15 @@ class KerasFile:
                 if "config.json" not in names or "model.weights.h5" not in names:
                     raise ModelFormatError(f"{path}: a .keras archive must hold config.json and model.weights.h5, "
                                            f"found {sorted(names)}")
-                config = archive.read("config.json")
-                self._archive_bytes = archive.read("model.weights.h5")
+                config = limits.read_archive_member(archive, "config.json", limits.MAX_CONFIG_BYTES, path)
+                self._archive_bytes = limits.read_archive_member(
+                    archive, "model.weights.h5", limits.archive_member_limit(self.file_size), path)
         except (OSError, zipfile.BadZipFile, RuntimeError, ValueError, EOFError) as error:
             if isinstance(error, ModelFormatError):
                 raise
             raise ModelFormatError(f"{path}: damaged .keras archive ({type(error).__name__}: {error})") from None
         self.config = parse_config(config, f"{path} (config.json)")
+        self.file_size = len(self._archive_bytes)
         try:
             self.handle = h5py.File(io.BytesIO(self._archive_bytes), "r")
         except (OSError, ValueError) as error:
@@ -115,6 +131,7 @@ class KerasFile:
 
     def _classify(self) -> None:
         handle = self.handle
+        limits.scan_links(handle, lambda where, problem: ModelFormatError(f"{self.path}: {where} {problem}"))
         if self._archive_bytes is None:
             if isinstance(handle.get("model_weights"), h5py.Group):
                 self.kind = "legacy-h5"
@@ -204,6 +221,9 @@ class KerasFile:
             raise ModelFormatError(f"{self.path}: {where}: expected a dataset, found {type(dataset).__name__}")
         if dataset.dtype.kind != "f":
             raise ModelFormatError(f"{self.path}: {where}: dtype {dataset.dtype} is not floating point")
+        problem = limits.storage_problem(dataset, self.file_size, allow_compression=True)
+        if problem:  # checked before reading: no external data, and every declared byte backed by stored bytes
+            raise ModelFormatError(f"{self.path}: {where}: dataset {dataset.name} {problem}")
         try:
             value = numpy.asarray(dataset[()])
         except (OSError, ValueError, TypeError) as error:

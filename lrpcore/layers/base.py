@@ -19,6 +19,7 @@ relevance of ``a``'s shape back into one array per input. Single-input layers le
 """
 from __future__ import annotations
 
+import numbers
 from typing import Any, Literal, Sequence
 
 from ..backend import get_namespace, to_backend
@@ -30,13 +31,16 @@ MaxPoolMode = Literal["winner", "winner_first", "sum"]
 
 
 def _pair(value: int | tuple[int, int], name: str) -> tuple[int, int]:
-    if isinstance(value, int):
-        pair = (value, value)
-    else:
-        pair = tuple(int(v) for v in value)
-    if len(pair) != 2 or any(v < 0 for v in pair):
+    """``value`` as a pair of non-negative integers; 2.7 or True is an error, not truncated."""
+    items = (value, value) if isinstance(value, numbers.Integral) and not isinstance(value, bool) else value
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise ValueError(f"{name} must be a non-negative int or a pair of them, got {value!r}") from None
+    if (len(items) != 2 or any(isinstance(v, bool) or not isinstance(v, numbers.Real) or int(v) != v or v < 0
+                                for v in items)):
         raise ValueError(f"{name} must be a non-negative int or a pair of them, got {value!r}")
-    return pair  # type: ignore[return-value]
+    return (int(items[0]), int(items[1]))
 
 
 class Layer:

@@ -29,7 +29,10 @@ class Dropout(Layer):
     """Dropout at inference time: the identity. Kept so layer indices match the source network."""
 
     def __init__(self, p: float = 0.5):
-        self.p = float(p)
+        p = float(p)
+        if not 0.0 <= p <= 1.0:  # also refuses NaN
+            raise ValueError(f"Dropout probability p must be in [0, 1], got {p!r}")
+        self.p = p
 
     def hyperparameters(self) -> dict[str, Any]:
         return {"p": self.p}

@@ -262,12 +262,16 @@ def save_figure(figure: Any, path: str | os.PathLike, *, overwrite: bool = False
     """Save ``figure`` as PNG at ``path``; an existing file is replaced only with ``overwrite=True``.
 
     Raises ``FileExistsError`` naming the file otherwise, and ``FileNotFoundError`` if the
-    folder does not exist.
+    folder does not exist. The PNG is rendered in memory and written atomically
+    (:mod:`lrpcore._atomic`): a failed write (a full disk) raises an ``OSError`` naming the file
+    and leaves the previous file untouched.
     """
+    from .._atomic import save_figure as write_figure
+
     path = os.fspath(path)
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True (--overwrite on the command line) to replace it")
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"cannot write {path}: folder {folder} does not exist")
-    figure.savefig(path, dpi=dpi, format="png")
+    write_figure(figure, path, overwrite=overwrite, dpi=dpi, format="png")

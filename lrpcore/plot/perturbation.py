@@ -13,6 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy
 
+from .._atomic import save_figure
+
 __all__ = ["perturbation_curve", "perturbation_steps"]
 
 
@@ -64,7 +66,7 @@ def perturbation_curve(curves: Any, normalised: bool = True, ax: Any = None, pat
     if title:
         ax.set_title(title)
     if path is not None:
-        figure.savefig(path, dpi=120)
+        save_figure(figure, path, overwrite=True, dpi=120)  # atomic (lrpcore._atomic)
     return figure
 
 
@@ -143,5 +145,5 @@ def perturbation_steps(curve: Any, image: int = 0, steps: Sequence[int] | None =
         axis.set_xticks([])
         axis.set_yticks([])
     if path is not None:
-        figure.savefig(path, dpi=120)
+        save_figure(figure, path, overwrite=True, dpi=120)  # atomic (lrpcore._atomic)
     return figure

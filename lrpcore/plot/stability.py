@@ -59,9 +59,11 @@ def _save(figure: Any, path: str | None, overwrite: bool) -> None:
 
     if path is None:
         return
+    from .._atomic import save_figure
+
     if os.path.exists(path) and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    figure.savefig(path, dpi=110)
+    save_figure(figure, path, overwrite=overwrite, dpi=110)  # atomic: a failed write keeps the old file
 
 
 def _mark(axis: Any, unstable: bool) -> None:

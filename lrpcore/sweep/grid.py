@@ -12,8 +12,9 @@ of LRP-γ/ε hyperparameters. The work is cut into tasks of ``config_block`` con
 - all heatmaps of the task are flipped together by :func:`lrpcore.sweep.flipping.flip_many`,
   which scores each distinct perturbed input once, in batches of ``batch_size``.
 
-Results are appended to ``out/results.csv`` task by task (:mod:`lrpcore.sweep.store`); running
-the same call again resumes and computes only the missing tasks. Note that the image block is
+Results are appended to ``out/results.csv`` task by task, each task durable all or nothing
+(:mod:`lrpcore.sweep.store`); running the same call again resumes and computes only the missing
+tasks, never storing one twice. Note that the image block is
 part of the result's definition for composites with batch statistics (the tutorial's ε·RMS(z) is
 taken over the batch), so it is recorded in the manifest and must match on resume.
 """
@@ -33,7 +34,7 @@ from .executors import run_tasks
 from .flipping import FlipSettings, flip_many
 from .presets import SweepPreset, get_preset
 from .result import SweepResult
-from .store import SweepStore, fingerprint
+from .store import SweepStore, fingerprint, task_key
 
 __all__ = ["grid", "run_task"]
 
@@ -141,7 +142,7 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
          evaluation: FlipSettings | Mapping[str, Any] | None = None,
          executor: Any = None, out: str | None = None, image_ids: Sequence[int] | None = None,
          config_block: int = 16, image_block: int = 16, workers: int | None = None, scheduler: str | None = None,
-         overwrite: bool = False, progress: bool = True) -> SweepResult:
+         overwrite: bool = False, progress: bool = True, restart: bool = False) -> SweepResult:
     """Sweep ``composite(**θ)`` over the grid ``params`` and score each θ by pixel-flipping AUC.
 
     ``composite``: a factory ``f(**params) -> Composite`` (picklable for ``"processes"``/Dask),
@@ -153,7 +154,9 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
     process), ``"processes"``, ``"dask"`` or a ``dask.distributed.Client`` (``scheduler``: the
     address of an existing Dask scheduler; ``workers``: pool or LocalCluster size).
     ``out``: a directory to store and resume from (None: keep in memory only).
-    ``config_block`` × ``image_block``: the size of one task.
+    ``config_block`` × ``image_block``: the size of one task. ``overwrite``: replace a *different*
+    sweep stored in ``out`` (the same sweep resumes); ``restart``: discard what ``out`` holds and
+    start from zero. While it runs, the sweep holds a lock on ``out``; a second sweep there is refused.
     """
     if isinstance(composite, str):
         composite = get_preset(composite)
@@ -201,7 +204,7 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
                                  if hasattr(array, "shape") and hasattr(array, "dtype")),
             "images": fingerprint([host]),
         }
-        store.open(manifest, overwrite=overwrite)
+        store.open(manifest, overwrite=overwrite, restart=restart)  # locks ``out`` until store.close()
         done = store.done(settings.sorts)
     tasks = _tasks(len(configs), count, config_block, image_block, done, ids)
 
@@ -221,7 +224,7 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
 
     def on_result(task: Any, rows: list[list[Any]]) -> None:
         if store is not None:
-            store.append(rows)
+            store.commit(task_key(task), rows)  # durable all or nothing; a stored task is never stored twice
         else:
             collected.extend(rows)
         if bar is not None:
@@ -234,6 +237,8 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
     finally:
         if bar is not None:
             bar.close()
+        if store is not None:
+            store.close()  # release the lock on ``out``
     if store is not None:
         table = store.load()
     else:
