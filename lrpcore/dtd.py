@@ -16,13 +16,16 @@ is this formula for its own *search direction* v^(k):
 rule          v_j^(k)                                    bias neuron v_0^(k)       domain of ã
 ============  =========================================  ========================  ==============================
 LRP-0 / ε     a_j                                        1                         ℝ (ã = 0 for LRP-0 with bias)
-LRP-γ         a_j (1 + γ·1[a_j w_jk > 0])                1 + γ·1[b_k > 0]          — (between LRP-0 and z⁺)
+LRP-γ         a_j (1 + γ·1[a_j w_jk > 0])                1 + γ·1[b_k > 0]          ã ≥ 0 (for a ≥ 0)       
 z⁺            a_j · 1[a_j w_jk > 0]                      1[b_k > 0]                ã ≥ 0 (for a ≥ 0)
 z^B           a_j − l_j if w_jk > 0, else a_j − h_j      0                         l ≤ ã ≤ h
 w²            w_jk                                       b_k (if the bias is used) ℝ (nearest point on hinge)
 ============  =========================================  ========================  ==============================
 
-For a ≥ 0, 1[a_j w_jk > 0] is the chapter's 1[w_jk > 0]; written on the contributions it matches
+For a ≥ 0 and z_k > 0 the γ and z⁺ roots stay in the positive orthant: z_k ≤ Σ_j z⁺_jk + b⁺_k gives
+t ≤ 1/(1 + γ) on the boosted coordinates and t ≤ 1 on the others; LRP-γ's root lies between LRP-0's
+(γ = 0, the origin) and z⁺'s (γ → ∞). w²'s root, the nearest point on the hinge, may leave the orthant:
+it is the rule for inputs in ℝ^d. For a ≥ 0, 1[a_j w_jk > 0] is the chapter's 1[w_jk > 0]; written on the contributions it matches
 lrpcore's γ and z⁺ for inputs of both signs.
 
 What the rules absorb, made exact. A rule whose denominator contains the bias treats it as an extra
@@ -54,7 +57,7 @@ from typing import Any
 from .backend import get_namespace
 from .layers import LinearLayer
 from .matrix import forward_matrix
-from .rules import Epsilon, Gamma, Rule, WSquare, ZBox, ZPlus
+from .rules import AlphaBeta, Epsilon, Gamma, Rule, WSquare, ZBox, ZPlus
 
 __all__ = ["RootPoints", "root_points", "search_direction", "check_roots", "RootCheck", "SUPPORTED_RULES"]
 
@@ -138,7 +141,7 @@ def search_direction(rule: Rule, layer_input: Any, weight: Any, bias: Any) -> tu
     use_bias = _uses_bias(rule)
     ones = xp.ones((a.shape[0], weights.shape[1]), dtype=a.dtype)
     bias_b = xp.broadcast_to(bias[None, :], ones.shape)
-    if isinstance(rule, ZPlus):
+    if isinstance(rule, AlphaBeta):          # z⁺ = AlphaBeta(1, 0)
         if rule.alpha != 1.0 or rule.beta != 0.0:
             raise TypeError(f"{rule.describe()}: only α = 1, β = 0 (z⁺) has a single root point")
         direction = inputs * xp.astype(inputs * weights > 0, a.dtype)
@@ -218,7 +221,7 @@ class RootCheck:
     ``hinge_error``: max |z_k(ã) − (bias share + ε share)| / max |z_k| (the root lies on the hinge up to
     exactly what the rule absorbs); ``hinge_residual``: max |z_k(ã)| / max |z_k| (how far off the plain
     hinge the absorbed terms put the root); ``conservation_error``: max |Σ_j terms_jk + absorbed_k − R_k| /
-    max |R_k|; ``domain_violation``: the largest step outside the domain (0 when ã ≥ 0 for z⁺ or
+    max |R_k|; ``domain_violation``: the largest step outside the domain (0 when ã ≥ 0 for z⁺ and γ (a ≥ 0) or
     l ≤ ã ≤ h for z^B on neurons with z_k > 0 and t_k ≤ 1; None for rules without a domain);
     ``outside_box``: z^B neurons with z_k > 0 whose root needs t_k > 1 (the neuron has no root in the box).
     """
@@ -252,7 +255,7 @@ def check_roots(layer: LinearLayer, a: Any, relevance: Any, rule: Rule, roots: R
     violation: float | None = None
     outside = 0
     positive = xp.logical_and(active, roots.z > 0)
-    if isinstance(rule, ZPlus):
+    if isinstance(rule, (ZPlus, Gamma)) and bool(xp.all(a >= 0)):
         below = xp.where(positive[:, :, None], clip_negative(roots.root, xp), 0.0)
         violation = float(xp.max(below))
     elif isinstance(rule, ZBox):
