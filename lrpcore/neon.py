@@ -262,6 +262,13 @@ def _fitted(model: Any, attribute: str, kind: str) -> Any:
     return getattr(model, attribute)
 
 
+def _span(points: Any) -> tuple[float, float]:
+    """The metadata's value range: the fitted model does not know its data's range, so the range its
+    centres (or support vectors) span is recorded (a wider one where they are all equal)."""
+    low, high = float(points.min()), float(points.max())
+    return (low, high) if high > low else (low - 1.0, high + 1.0)
+
+
 def kmeans_midpoints(centers: Any) -> Any:
     """The midpoints m_ck = (μ_c + μ_k)/2 in the row order of :func:`from_kmeans`'s Dense layer, (K(K−1), D)."""
     import numpy
@@ -291,7 +298,7 @@ def from_kmeans(kmeans: Any, beta: float = math.inf, dtype: str = "float64") -> 
                 biases.append(centers[other] @ centers[other] - centers[c] @ centers[c])
     weight = numpy.asarray(rows, dtype=dtype)
     bias = numpy.asarray(biases, dtype=dtype)
-    metadata = ModelMetadata(input_shape=(d,), value_range=(-math.inf, math.inf),
+    metadata = ModelMetadata(input_shape=(d,), value_range=_span(centers),
                              class_names=tuple(f"cluster {c}" for c in range(k)), name="kmeans_neon",
                              description=f"NEON k-means: {k} clusters, β = {beta:g} (lrpcore.neon.from_kmeans)")
     return Sequential([Dense(weight, bias), SoftMinPool(k - 1, beta)], metadata)
@@ -330,7 +337,7 @@ def from_one_class_svm(svm: Any, dtype: str = "float64") -> Sequential:
     if not (gamma > 0 and numpy.all(alpha > 0)):
         raise InputValueError(f"expected γ > 0 and positive dual coefficients, got γ={gamma}, min α={alpha.min()}")
     offset = -numpy.log(alpha) / gamma
-    metadata = ModelMetadata(input_shape=(vectors.shape[1],), value_range=(-math.inf, math.inf),
+    metadata = ModelMetadata(input_shape=(vectors.shape[1],), value_range=_span(vectors),
                              class_names=("outlierness",), name="ocsvm_neon",
                              description=(f"NEON one-class SVM: {len(alpha)} support vectors, γ = {gamma:g}, "
                                           f"ρ = {-float(svm.intercept_[0]):g} (lrpcore.neon.from_one_class_svm)"))
