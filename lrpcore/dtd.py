@@ -20,7 +20,10 @@ LRP-γ         a_j (1 + γ·1[a_j w_jk > 0])                1 + γ·1[b_k > 0]  
 z⁺            a_j · 1[a_j w_jk > 0]                      1[b_k > 0]                ã ≥ 0 (for a ≥ 0)
 z^B           a_j − l_j if w_jk > 0, else a_j − h_j      0                         l ≤ ã ≤ h
 w²            w_jk                                       b_k (if the bias is used) ℝ (nearest point on hinge)
+Midpoint      a_j − m_kj (a fixed reference m_k)         0                         ã = m_k when m_k is on the hinge
 ============  =========================================  ========================  ==============================
+
+(Midpoint is NEON's rule for k-means, :class:`lrpcore.neon.Midpoint`: the root is given, t = 1.)
 
 For a ≥ 0 and z_k > 0 the γ and z⁺ roots stay in the positive orthant: z_k ≤ Σ_j z⁺_jk + b⁺_k gives
 t ≤ 1/(1 + γ) on the boosted coordinates and t ≤ 1 on the others; LRP-γ's root lies between LRP-0's
@@ -57,12 +60,13 @@ from typing import Any
 from .backend import get_namespace
 from .layers import LinearLayer
 from .matrix import forward_matrix
+from .neon import Midpoint
 from .rules import AlphaBeta, Epsilon, Gamma, Rule, WSquare, ZBox, ZPlus
 
 __all__ = ["RootPoints", "root_points", "search_direction", "check_roots", "RootCheck", "SUPPORTED_RULES"]
 
 #: Rules with a deep-Taylor interpretation here (LRP-0 is an Epsilon with ε = 0; z⁺ is AlphaBeta(1, 0)).
-SUPPORTED_RULES = (Epsilon, Gamma, ZPlus, ZBox, WSquare)
+SUPPORTED_RULES = (Epsilon, Gamma, ZPlus, ZBox, WSquare, Midpoint)
 
 
 @dataclasses.dataclass
@@ -160,12 +164,16 @@ def search_direction(rule: Rule, layer_input: Any, weight: Any, bias: Any) -> tu
         high = _flat(rule._bound(rule.high, layer_input))[:, None, :]
         direction = xp.where(weights > 0, inputs - low, inputs - high)
         bias_direction = ones * 0.0
+    elif isinstance(rule, Midpoint):
+        points = xp.astype(xp.asarray(rule.points), a.dtype)
+        direction = inputs - points[None, :, :]
+        bias_direction = ones * 0.0
     elif isinstance(rule, WSquare):
         direction = xp.broadcast_to(weights, (a.shape[0], *weights.shape[1:]))
         bias_direction = bias_b if use_bias else ones * 0.0
     else:
         raise TypeError(f"no deep Taylor search direction for {rule.describe()}; supported: LRP-0, Epsilon, "
-                        "Gamma (non-symmetric), ZPlus, ZBox, WSquare")
+                        "Gamma (non-symmetric), ZPlus, ZBox, WSquare, Midpoint")
     return direction, bias_direction
 
 

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import math
+
+from .backend import get_namespace
 from .composites import Composite, get_composite
 from .layers import LinearLayer
 from .rules import Pass, Rule
 
-__all__ = ["OwnRulesComposite", "own_rules", "overrides_relevance"]
+__all__ = ["OwnRulesComposite", "own_rules", "overrides_relevance", "own_rule_matrix"]
 
 
 def overrides_relevance(rule: Rule) -> bool:
@@ -61,3 +64,22 @@ def own_rules(composite: Composite | str | None = None, by_type: dict[type, Rule
     result.by_type = {**base.by_type, **(by_type or {})}
     result.name = base.name if not by_type else f"{base.name}+own rules"
     return result
+
+
+def own_rule_matrix(layer: Any, a: Any, rule: Rule) -> Any:
+    """The explicit matrix M (in_features × out_features) of a rule that is linear in the upper relevance
+    for a fixed input (SignalTakesAll, DistanceShares, and every LRP rule): column k is the relevance the
+    rule passes down for the unit relevance e_k, so R_lower = M · R_upper. ``a`` is one sample (batch axis 1).
+
+    :func:`lrpcore.relevance_matrix` builds matrices of linear layers from their forward maps; this one
+    serves the non-linear layers, whose rules are linear in R but whose maps are not in a.
+    """
+    xp = get_namespace(a)
+    if a.shape[0] != 1:
+        raise ValueError(f"own_rule_matrix explains one sample; got a batch of shape {tuple(a.shape)}")
+    output_shape = tuple(layer.forward(a).shape[1:])
+    count = math.prod(output_shape)
+    units = xp.reshape(xp.eye(count, dtype=a.dtype), (count, *output_shape))
+    repeated = xp.broadcast_to(a, (count, *a.shape[1:]))
+    lower = rule.relevance(layer, xp.asarray(repeated, copy=True), units)
+    return xp.matrix_transpose(xp.reshape(lower, (count, -1)))

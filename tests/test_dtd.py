@@ -178,6 +178,25 @@ def test_wsquare_root_is_the_orthogonal_projection_on_the_hinge(dense_case):
         np.testing.assert_allclose(step, (step @ w) / (w @ w) * w, atol=1e-12)   # moved along w only
 
 
+def test_neon_midpoint_rule_is_a_deep_taylor_rule_rooted_at_the_midpoints():
+    from lrpcore.neon import from_kmeans, kmeans_composite, kmeans_midpoints
+
+    class Fitted:
+        cluster_centers_ = np.array([[0.0, 0.0, 1.0], [3.0, 1.0, 0.0], [0.5, 4.0, 2.0]])
+
+    model = from_kmeans(Fitted, beta=1.0)
+    x = np.random.default_rng(2).normal(size=(3, 3)) * 2
+    rules = kmeans_composite(Fitted).rules(model)
+    explanation = lrpcore.explain(model, x, composite=kmeans_composite(Fitted))
+    roots = root_points(model.layers[0], x, explanation.layer_relevances[1], rules[0])
+    midpoints = kmeans_midpoints(Fitted.cluster_centers_)
+    active = roots.active
+    np.testing.assert_allclose(roots.root[active], np.broadcast_to(midpoints, roots.root.shape)[active], rtol=1e-7,
+                               atol=1e-7)
+    check = check_roots(model.layers[0], x, explanation.layer_relevances[1], rules[0], roots)
+    assert check.reconstruction_error < 1e-10 and check.hinge_error < 1e-10
+
+
 def test_pooling_layers_decompose_too():
     rng = np.random.default_rng(0)
     a = np.abs(rng.normal(size=(2, 3, 4, 4)))

@@ -136,6 +136,24 @@ def test_explain_traces_the_lstm_and_reports_conservation(torch_lstm, x):
     assert grad.shape == x.shape
 
 
+def test_explicit_matrix_of_signal_take_all(torch_lstm, x):
+    """The rule is linear in R_h for a fixed input: its matrix (C·L × H) reproduces the fast path, and
+    each column's sum is the share of a unit relevance that reaches the input (1 minus the absorbed)."""
+    from lrpcore.own_rules import own_rule_matrix
+
+    layer = from_torch_state_dict(torch_lstm.state_dict())
+    rule = SignalTakesAll(1e-3)
+    matrix = own_rule_matrix(layer, x[:1], rule)
+    assert matrix.shape == (4 * 9, 6)
+    relevance = np.random.default_rng(4).normal(size=(1, 6))
+    np.testing.assert_allclose(matrix @ relevance[0], rule.relevance(layer, x[:1], relevance).ravel(), rtol=1e-10,
+                               atol=1e-13)
+    rows = layer.gate_slice("g")
+    layer.bias_ih[rows] = 0.0
+    layer.bias_hh[rows] = 0.0
+    np.testing.assert_allclose(own_rule_matrix(layer, x[:1], SignalTakesAll(1e-12)).sum(axis=0), 1.0, rtol=1e-8)
+
+
 def test_bad_weights_and_inputs_are_named():
     with pytest.raises(lrpcore.ShapeError, match="weight_hh"):
         LSTM(np.zeros((8, 3)), np.zeros((8, 3)))

@@ -195,6 +195,18 @@ def test_one_class_explanation_conserves_and_matches_the_loops(svm, fresh):
         np.testing.assert_allclose(explanation.relevance[n], expected, rtol=1e-9)
 
 
+def test_distance_shares_matrix_from_its_definition(svm, fresh):
+    from lrpcore.own_rules import own_rule_matrix
+
+    model = from_one_class_svm(svm)
+    layer = model.layers[0]
+    x = fresh[:1]
+    squares = (x[0][None, :] - svm.support_vectors_) ** 2                       # (S, D)
+    definition = (squares / squares.sum(axis=1, keepdims=True)).T                # (D, S): M_ij
+    np.testing.assert_allclose(own_rule_matrix(layer, x, DistanceShares()), definition, rtol=1e-12)
+    np.testing.assert_allclose(definition.sum(axis=0), 1.0)                      # every column conserves
+
+
 def test_an_outlier_is_explained_by_the_feature_that_makes_it_one(svm, data):
     model = from_one_class_svm(svm)
     point = data.mean(axis=0, keepdims=True).copy()

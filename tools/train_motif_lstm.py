@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train", type=int, default=6000, help="training sequences")
     parser.add_argument("--validation", type=int, default=2000, help="validation sequences")
     parser.add_argument("--hidden", type=int, default=24, help="LSTM hidden size")
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=15)
     parser.add_argument("--lr", type=float, default=1e-2)
     parser.add_argument("--seed", type=int, default=0, help="torch seed (initial weights, batch order)")
     args = parser.parse_args(argv)
