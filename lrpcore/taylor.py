@@ -27,7 +27,11 @@ prediction Δa_k · c_k (c_k = R_k(a)/a_k(a)):
     error_l = ‖ΔR − Δa ⊙ c‖ / ‖ΔR‖            (per sample and perturbation; the median is reported)
 
 0 means c_k is exactly constant (as it is for the top layer, R_k = a_k); 1 means predicting no change
-would do as well as the model.
+would do as well as the model. What it shows on the shipped models (``tools/relevance_model_report.py``):
+for LRP-0 in ReLU layers c_k is the gradient of the output with respect to a_k, constant until a ReLU
+switches (median error ~1e-14); ε and γ above make it vary smoothly (1e-8–1e-4); but where a max pooling
+sits above the layer, a perturbation that changes a pooling winner or breaks a tie (frequent where
+activations are 0) moves a neuron's whole relevance at once, and the error is near 1.
 """
 from __future__ import annotations
 
