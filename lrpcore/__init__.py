@@ -27,7 +27,8 @@ from .model import Sequential
 __version__ = "0.1.0"
 
 #: Subpackages imported on first use (they pull in matplotlib, OpenCV or Dask only when needed).
-_LAZY_MODULES = ("evaluate", "io", "models", "plot", "pruning", "report", "stability", "sweep", "testing")
+_LAZY_MODULES = ("dtd", "evaluate", "io", "lstm", "models", "neon", "pairwise", "plot", "pruning", "report", "stability",
+                 "sweep", "taylor", "testing")
 
 
 def __getattr__(name: str):

@@ -13,14 +13,17 @@ input (Dense, convolutions, pooling, ``Add``) the order, from most to least spec
 4. ``first``: the first node whose layer type is in ``first_types`` (default: the first Dense or
    convolution), as zennit's "first layer" maps do;
 5. ``by_type``: the layer's exact class, then the first listed class it is an instance of;
+   then the layer's own :meth:`~lrpcore.layers.Layer.default_rule`, if it has one (NEON's soft minimum);
 6. ``structural``: layers without learned weights that mix values, by type: max pooling →
    :class:`~lrpcore.rules.WinnerTakesAll`, average pooling and ``Add`` → LRP-ε with ε = 1e-6 and zennit's
    stabilizer (zennit's ``Norm``), unless the composite says otherwise (:data:`STRUCTURAL_RULES`);
 7. ``default`` (LRP-0 if not given).
 
-A node whose layer is not linear (ReLU, Flatten, Dropout, an unfolded BatchNorm, ``Concat``) gets
-:class:`~lrpcore.rules.Pass`, unless a rule that applies to it (``rule.applies_to(layer)``) is named for it
-by name, exact position or type; naming it exactly with a rule that does not apply is an error.
+A node whose layer is not linear (ReLU and the other activations, Flatten, Reshape, ZeroPad, Dropout,
+an unfolded BatchNorm, ``Concat``) gets :class:`~lrpcore.rules.Pass`, unless a rule that applies to it
+(``rule.applies_to(layer)``) is named for it by name, exact position or type, or the layer has a rule of
+its own (:meth:`~lrpcore.layers.Layer.default_rule`: an LSTM's signal-take-all, NEON's distance rule);
+naming it exactly with a rule that does not apply is an error.
 
 Pooling and ``Add`` under ``uniform(rule)`` and the presets: they get the structural rules, never the
 weighted layers' rule. A max pool's relevance goes to the window's winner (what zennit's gradient and the
@@ -187,6 +190,8 @@ class Composite:
             if rule is None:
                 rule = self._from_type(layer)
             if rule is None:
+                rule = layer.default_rule()
+            if rule is None:
                 rule = self._by_class(self.structural, layer)
             if rule is None:
                 rule = self.default
@@ -206,7 +211,8 @@ class Composite:
         typed = self._from_type(layer)
         if typed is not None and typed.applies_to(layer):
             return typed
-        return Pass()
+        own = layer.default_rule()
+        return own if own is not None else Pass()
 
     def describe(self, model: Any) -> str:
         """A printable node → rule table for ``model``."""

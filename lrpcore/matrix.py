@@ -23,7 +23,7 @@ from .backend import get_namespace
 from .layers import Layer, LinearLayer
 from .rules import Pass, Rule, branch_denominator, safe_divide
 
-__all__ = ["relevance_matrix", "forward_matrix", "graph_relevance_matrix"]
+__all__ = ["relevance_matrix", "forward_matrix", "graph_relevance_matrix", "rule_matrix"]
 
 #: How many unit vectors are pushed through a layer at once when building a matrix.
 BASIS_CHUNK = 512
@@ -191,3 +191,24 @@ def graph_relevance_matrix(model: Any, x: Any, composite: Any = None, target: An
             transfer[index] = part if transfer[index] is None else transfer[index] + part
         transfer[position + 1] = None
     return transfer[0]
+
+
+def rule_matrix(layer: Layer, a: Any, rule: Rule) -> Any:
+    """The explicit matrix M (in_features × out_features) of any rule, by probing it with unit relevances.
+
+    Every LRP rule is linear in the relevance from above once the input ``a`` is fixed, including the
+    rules of layers that are not linear in their input (the LSTM's signal-take-all, NEON's distance
+    rule), for which :func:`relevance_matrix` has no forward map to expand: column k is the relevance
+    the rule passes down for the unit relevance e_k, so R_lower = M · R_upper. ``a`` is one sample with
+    its batch axis of 1. For linear layers this equals :func:`relevance_matrix` (which, unlike this,
+    never calls the rule's own fast path).
+    """
+    xp = get_namespace(a)
+    if a.shape[0] != 1:
+        raise ValueError(f"rule_matrix explains one sample; got a batch of shape {tuple(a.shape)}")
+    output_shape = tuple(layer.forward(a).shape[1:])
+    count = math.prod(output_shape)
+    units = xp.reshape(xp.eye(count, dtype=a.dtype), (count, *output_shape))
+    repeated = xp.asarray(xp.broadcast_to(a, (count, *a.shape[1:])), copy=True)
+    lower = rule.relevance(layer, repeated, units)
+    return xp.matrix_transpose(xp.reshape(lower, (count, -1)))

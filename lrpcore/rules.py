@@ -145,8 +145,10 @@ class Rule:
         return self.name
 
     def applies_to(self, layer: Layer) -> bool:
-        """Whether this rule can redistribute relevance through ``layer`` (the rules here: linear layers)."""
-        return isinstance(layer, LinearLayer)
+        """Whether this rule can redistribute relevance through ``layer``: rules written as terms need a layer
+        linear in its input; a rule that computes ``relevance`` itself (the LSTM's signal-take-all, NEON's
+        distance rule) is written for its layer and is taken at its word."""
+        return isinstance(layer, LinearLayer) or type(self).relevance is not Rule.relevance
 
     @property
     def per_sample(self) -> bool:

@@ -30,7 +30,7 @@ __all__ = ["LAYER_TYPES", "LAYER_MODULES", "register_layer", "layer_class", "lay
 LAYER_TYPES: dict[str, type[Layer]] = {}
 
 #: Modules whose public Layer subclasses are storable by class name.
-LAYER_MODULES: list[str] = ["lrpcore.layers"]
+LAYER_MODULES: list[str] = ["lrpcore.layers", "lrpcore.lstm", "lrpcore.neon"]
 
 _scanned: set[str] = set()
 

@@ -60,6 +60,12 @@ class Layer:
     def __call__(self, x: Any) -> Any:
         return self.forward(x)
 
+    def default_rule(self) -> Any:
+        """The rule a composite gives this layer when nothing names it (before the structural rules and the
+        composite's default), or None to leave it to the composite. Layers with a rule of their own (an LSTM's
+        signal-take-all, NEON's distance layer) return it, so every preset explains them."""
+        return None
+
     def combine(self, inputs: Sequence[Any]) -> Any:
         """The one array a layer of a graph computes on, from its list of inputs (the input itself here)."""
         if len(inputs) != 1:
