@@ -1,9 +1,14 @@
 """Keras sequential conv nets → :class:`~lrpcore.Sequential`, from the files alone (Keras is not imported).
 
-Supported layers: InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten,
-BatchNormalization, ReLU (layer, ``Activation("relu")`` or ``activation="relu"``), Dropout;
-a final softmax (activation, ``Activation`` or ``Softmax`` layer) is dropped because LRP
-explains the logits. Anything else is refused with an error naming the layer.
+Supported layers: InputLayer, Conv2D, DepthwiseConv2D, SeparableConv2D (→ a depthwise and a 1×1
+convolution), Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D and GlobalMaxPooling2D
+(→ an adaptive pool to 1×1 and, unless ``keepdims``, a Flatten: Keras' output shape (N, C)),
+Flatten, Reshape (after a Dense layer), ZeroPadding2D, BatchNormalization, ReLU (also
+``max_value=6`` → ReLU6 and ``negative_slope`` → LeakyReLU), LeakyReLU, ELU, Dropout, and the
+activations relu, relu6, tanh, sigmoid, silu/swish, gelu, elu, leaky_relu (as layers,
+``Activation(...)`` or ``activation=...``); a final softmax (activation, ``Activation`` or
+``Softmax`` layer) is dropped because LRP explains the logits. Anything else is refused with an
+error naming the layer.
 
 Two layout differences are converted exactly:
 
@@ -31,7 +36,8 @@ from typing import Any, Mapping
 import numpy
 
 from ..errors import ModelFormatError
-from ..layers import AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d, ReLU
+from ..layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense,
+                      Dropout, Flatten, Layer, LeakyReLU, MaxPool2d, ReLU, ReLU6, Reshape, Sigmoid, SiLU, Tanh, ZeroPad2d)
 from ..model import ModelMetadata, Sequential
 from .keras_weights import KerasFile, parse_config, snake_case
 from .validate import check_model
@@ -43,9 +49,15 @@ _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexErr
                 UnicodeError, OverflowError, EOFError, zipfile.BadZipFile)
 
 #: Keras class names this converter understands (aliases of older Keras versions included).
-SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D", "MaxPool2D",
-                    "AveragePooling2D", "AvgPool2D", "Flatten", "BatchNormalization", "ReLU", "Activation",
+SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D",
+                    "SeparableConvolution2D", "Dense", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
+                    "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "Flatten",
+                    "Reshape", "ZeroPadding2D", "BatchNormalization", "ReLU", "LeakyReLU", "ELU", "Activation",
                     "Softmax", "Dropout")
+
+#: Keras activation names → lrpcore layers (Keras' own defaults: leaky_relu slope 0.2, elu α 1, exact gelu).
+ACTIVATIONS = {"relu": ReLU, "relu6": ReLU6, "tanh": Tanh, "sigmoid": Sigmoid, "silu": SiLU, "swish": SiLU,
+               "gelu": GELU, "elu": ELU, "leaky_relu": lambda: LeakyReLU(0.2)}
 
 
 @dataclasses.dataclass
@@ -153,14 +165,14 @@ class _Converter:
         name = "linear" if name is None else str(name).lower()
         if name == "linear":
             return
-        if name == "relu":
-            self.layers.append(ReLU())
+        if name in ACTIVATIONS:
+            self.layers.append(ACTIVATIONS[name]())
             return
         if name == "softmax" and is_last:
             self.notes.append(f"dropped the final softmax of {spec.where}: lrpcore explains the logits")
             return
-        raise self.fail(spec, f"activation {name!r} is not supported (only 'relu', 'linear', and 'softmax' "
-                              "on the last layer)")
+        raise self.fail(spec, f"activation {name!r} is not supported (only 'linear', {', '.join(map(repr, ACTIVATIONS))}"
+                              ", and 'softmax' on the last layer)")
 
     def apply_permutation(self, values: numpy.ndarray, axis: int) -> numpy.ndarray:
         """Reorder Keras' flattened features into lrpcore's order along ``axis``."""
@@ -171,16 +183,12 @@ class _Converter:
         config = spec.config
         self.check_format(spec)
         height, width, channels = self.image_shape(spec)
-        kernel = tuple(int(v) for v in config.get("kernel_size", ()))
-        strides = tuple(int(v) for v in config.get("strides", (1, 1)))
-        dilation = tuple(int(v) for v in _pair(config.get("dilation_rate", 1)))
-        if len(kernel) != 2 or len(strides) != 2:
-            raise self.fail(spec, f"kernel_size {kernel} and strides {strides} must be pairs")
-        if dilation != (1, 1) or int(config.get("groups", 1)) != 1:
-            raise self.fail(spec, f"dilation_rate {dilation} / groups {config.get('groups')} are not supported "
-                                  "(only 1)")
+        kernel, strides = self._geometry(spec)
+        groups = int(config.get("groups", 1))
         filters = int(config["filters"])
-        expected = [("kernel", (*kernel, channels, filters))]
+        if groups < 1 or channels % groups or filters % groups:
+            raise self.fail(spec, f"groups {groups} must divide the {channels} input channels and {filters} filters")
+        expected = [("kernel", (*kernel, channels // groups, filters))]
         if config.get("use_bias", True):
             expected.append(("bias", (filters,)))
         arrays = self.weights(spec, expected)
@@ -188,11 +196,134 @@ class _Converter:
                    self.window(spec, width, kernel[1], strides[1], "width", True))
         weight = numpy.ascontiguousarray(numpy.transpose(arrays[0], (3, 2, 0, 1)))
         bias = arrays[1] if len(arrays) > 1 else numpy.zeros((filters,), dtype=weight.dtype)
-        layer = Conv2d(weight, bias, stride=strides, padding=padding)
+        layer = Conv2d(weight, bias, stride=strides, padding=padding, groups=groups)
         self.layers.append(layer)
         _, out_h, out_w = layer.output_shape((channels, height, width))
         self.set_image_shape(out_h, out_w, filters)
         self.activation(spec, config.get("activation"), is_last)
+
+    def _geometry(self, spec: _LayerSpec) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(kernel, strides) of a convolution; dilation must be 1."""
+        config = spec.config
+        kernel = tuple(int(v) for v in _pair(config.get("kernel_size", ())))
+        strides = tuple(int(v) for v in _pair(config.get("strides", (1, 1))))
+        dilation = tuple(int(v) for v in _pair(config.get("dilation_rate", 1)))
+        if len(kernel) != 2 or len(strides) != 2:
+            raise self.fail(spec, f"kernel_size {kernel} and strides {strides} must be pairs")
+        if dilation != (1, 1):
+            raise self.fail(spec, f"dilation_rate {dilation} is not supported (only 1)")
+        return kernel, strides  # type: ignore[return-value]
+
+    def _kernel_name(self, spec: _LayerSpec, keras3: str, legacy: str) -> str:
+        """The short name of a layer's first array: Keras 3 and Keras 2 name some differently."""
+        found = self.source.arrays(spec.name, spec.path_name, spec.where)
+        return legacy if found and found[0][0] == legacy else keras3
+
+    def _depthwise_layer(self, spec: _LayerSpec, kernel_array: numpy.ndarray, bias: numpy.ndarray | None,
+                         strides: tuple[int, int], padding: tuple[int, int]) -> Conv2d:
+        """Keras' depthwise kernel (kh, kw, C, m) as a Conv2d with groups = C: output c·m + t is input c's
+        t-th filter, TensorFlow's channel order (``depthwise_conv2d``)."""
+        kernel_h, kernel_w, channels, multiplier = kernel_array.shape
+        weight = numpy.transpose(kernel_array, (2, 3, 0, 1)).reshape(channels * multiplier, 1, kernel_h, kernel_w)
+        return Conv2d(numpy.ascontiguousarray(weight), bias, stride=strides, padding=padding, groups=channels)
+
+    def depthwise(self, spec: _LayerSpec, is_last: bool) -> None:
+        config = spec.config
+        self.check_format(spec)
+        height, width, channels = self.image_shape(spec)
+        kernel, strides = self._geometry(spec)
+        multiplier = int(config.get("depth_multiplier", 1))
+        expected = [(self._kernel_name(spec, "kernel", "depthwise_kernel"), (*kernel, channels, multiplier))]
+        if config.get("use_bias", True):
+            expected.append(("bias", (channels * multiplier,)))
+        arrays = self.weights(spec, expected)
+        padding = (self.window(spec, height, kernel[0], strides[0], "height", True),
+                   self.window(spec, width, kernel[1], strides[1], "width", True))
+        layer = self._depthwise_layer(spec, arrays[0], arrays[1] if len(arrays) > 1 else None, strides, padding)
+        self.layers.append(layer)
+        _, out_h, out_w = layer.output_shape((channels, height, width))
+        self.set_image_shape(out_h, out_w, channels * multiplier)
+        self.activation(spec, config.get("activation"), is_last)
+
+    def separable(self, spec: _LayerSpec, is_last: bool) -> None:
+        """SeparableConv2D: a depthwise convolution (no bias) then a 1×1 convolution with the bias."""
+        config = spec.config
+        self.check_format(spec)
+        height, width, channels = self.image_shape(spec)
+        kernel, strides = self._geometry(spec)
+        multiplier, filters = int(config.get("depth_multiplier", 1)), int(config["filters"])
+        expected = [("depthwise_kernel", (*kernel, channels, multiplier)),
+                    ("pointwise_kernel", (1, 1, channels * multiplier, filters))]
+        if config.get("use_bias", True):
+            expected.append(("bias", (filters,)))
+        arrays = self.weights(spec, expected)
+        padding = (self.window(spec, height, kernel[0], strides[0], "height", True),
+                   self.window(spec, width, kernel[1], strides[1], "width", True))
+        depthwise = self._depthwise_layer(spec, arrays[0], None, strides, padding)
+        pointwise = numpy.ascontiguousarray(numpy.transpose(arrays[1], (3, 2, 0, 1)))
+        bias = arrays[2] if len(arrays) > 2 else None
+        self.layers += [depthwise, Conv2d(pointwise, bias)]
+        _, out_h, out_w = depthwise.output_shape((channels, height, width))
+        self.set_image_shape(out_h, out_w, filters)
+        self.activation(spec, config.get("activation"), is_last)
+
+    def global_pooling(self, spec: _LayerSpec, layer_type: type) -> None:
+        """Global pooling: an adaptive pool to 1×1, and a Flatten unless ``keepdims`` (Keras' (N, C) output)."""
+        self.check_format(spec)
+        _, _, channels = self.image_shape(spec)
+        self.weights(spec, [])
+        self.layers.append(layer_type(1))
+        if spec.config.get("keepdims", False):
+            self.set_image_shape(1, 1, channels)
+        else:
+            self.layers.append(Flatten())
+            self.shape = (channels,)
+
+    def zero_padding(self, spec: _LayerSpec) -> None:
+        self.check_format(spec)
+        height, width, channels = self.image_shape(spec)
+        self.weights(spec, [])
+        value = spec.config.get("padding", 1)
+        if isinstance(value, int):
+            pairs = ((value, value), (value, value))
+        else:
+            pairs = tuple(_pair(item) for item in value)
+        if len(pairs) != 2 or any(len(pair) != 2 for pair in pairs):
+            raise self.fail(spec, f"padding {value!r} must be an int, a pair or ((top, bottom), (left, right))")
+        (top, bottom), (left, right) = ((int(a), int(b)) for a, b in pairs)
+        self.layers.append(ZeroPad2d((left, right, top, bottom)))
+        self.set_image_shape(height + top + bottom, width + left + right, channels)
+
+    def reshape(self, spec: _LayerSpec) -> None:
+        """Reshape of flat features. To an image (H, W, C): Keras reads the features in (H, W, C) order,
+        lrpcore in (C, H, W), so the Dense layer that produced them gets its outputs reordered (rows of its
+        weight and entries of its bias; element-wise layers in between keep the order) and the model
+        reshapes to (C, H, W). Refused after any other layer."""
+        self.weights(spec, [])
+        target = tuple(int(v) for v in spec.config.get("target_shape", ()))
+        if self.shape is None or len(self.shape) != 1:
+            raise self.fail(spec, f"receives shape {self.shape}; only flat features (after Dense) are reshaped")
+        if math.prod(target) != self.shape[0] or not target:
+            raise self.fail(spec, f"target_shape {target} does not hold the {self.shape[0]} features")
+        if len(target) == 1:
+            return
+        if len(target) != 3 or self.data_format != "channels_last":
+            raise self.fail(spec, f"target_shape {target}: only images (H, W, C) channels-last are supported")
+        height, width, channels = target
+        keras_index = numpy.arange(height * width * channels).reshape(height, width, channels)
+        order = numpy.transpose(keras_index, (2, 0, 1)).ravel()     # lrpcore feature i = Keras feature order[i]
+        for position in range(len(self.layers) - 1, -1, -1):
+            layer = self.layers[position]
+            if isinstance(layer, Dense):
+                self.layers[position] = Dense(numpy.ascontiguousarray(layer.weight[order]), layer.bias[order])
+                break
+            if not isinstance(layer, (ReLU, ReLU6, Tanh, Sigmoid, SiLU, GELU, ELU, LeakyReLU, Dropout)):
+                raise self.fail(spec, f"the features come from {layer.describe()}, not from a Dense layer whose "
+                                      "outputs could be reordered to lrpcore's (C, H, W)")
+        else:
+            raise self.fail(spec, "no Dense layer before it whose outputs could be reordered to (C, H, W)")
+        self.layers.append(Reshape((channels, height, width)))
+        self.set_image_shape(height, width, channels)
 
     def dense(self, spec: _LayerSpec, is_last: bool) -> None:
         config = spec.config
@@ -219,10 +350,11 @@ class _Converter:
         pool = tuple(int(v) for v in _pair(config.get("pool_size", 2)))
         strides = tuple(int(v) for v in _pair(config.get("strides") or pool))
         self.weights(spec, [])
-        is_max = layer_type is MaxPool2d
-        padding = (self.window(spec, height, pool[0], strides[0], "height", is_max),
-                   self.window(spec, width, pool[1], strides[1], "width", is_max))
-        layer = layer_type(pool, stride=strides, padding=padding)
+        padding = (self.window(spec, height, pool[0], strides[0], "height", True),
+                   self.window(spec, width, pool[1], strides[1], "width", True))
+        # Keras leaves padded cells out of an average
+        extra = {} if layer_type is MaxPool2d else {"count_include_pad": False}
+        layer = layer_type(pool, stride=strides, padding=padding, **extra)
         self.layers.append(layer)
         _, out_h, out_w = layer.output_shape((channels, height, width))
         if out_h < 1 or out_w < 1:
@@ -278,12 +410,19 @@ class _Converter:
     def relu(self, spec: _LayerSpec) -> None:
         config = spec.config
         self.weights(spec, [])
-        settings = {"max_value": config.get("max_value"), "negative_slope": float(config.get("negative_slope") or 0),
+        maximum = config.get("max_value")
+        settings = {"max_value": None if maximum is None else float(maximum),
+                    "negative_slope": float(config.get("negative_slope") or 0),
                     "threshold": float(config.get("threshold") or 0)}
-        if settings != {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}:
-            raise self.fail(spec, f"ReLU with {settings} is not a plain ReLU (max_value=None, negative_slope=0, "
-                                  "threshold=0)")
-        self.layers.append(ReLU())
+        if settings == {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}:
+            self.layers.append(ReLU())
+        elif settings == {"max_value": 6.0, "negative_slope": 0.0, "threshold": 0.0}:
+            self.layers.append(ReLU6())
+        elif settings["max_value"] is None and settings["threshold"] == 0.0:
+            self.layers.append(LeakyReLU(settings["negative_slope"]))
+        else:
+            raise self.fail(spec, f"ReLU with {settings} is not supported (a plain ReLU, max_value=6 as ReLU6, "
+                                  "or negative_slope alone as LeakyReLU)")
 
     def convert(self) -> list[Layer]:
         last = max((spec.index for spec in self.specs if spec.class_name != "InputLayer"), default=-1)
@@ -294,6 +433,24 @@ class _Converter:
                 continue
             if kind in ("Conv2D", "Convolution2D"):
                 self.conv2d(spec, is_last)
+            elif kind == "DepthwiseConv2D":
+                self.depthwise(spec, is_last)
+            elif kind in ("SeparableConv2D", "SeparableConvolution2D"):
+                self.separable(spec, is_last)
+            elif kind in ("GlobalAveragePooling2D", "GlobalAvgPool2D"):
+                self.global_pooling(spec, AdaptiveAvgPool2d)
+            elif kind in ("GlobalMaxPooling2D", "GlobalMaxPool2D"):
+                self.global_pooling(spec, AdaptiveMaxPool2d)
+            elif kind == "ZeroPadding2D":
+                self.zero_padding(spec)
+            elif kind == "Reshape":
+                self.reshape(spec)
+            elif kind == "LeakyReLU":
+                self.weights(spec, [])
+                self.layers.append(LeakyReLU(float(spec.config.get("negative_slope", spec.config.get("alpha", 0.3)))))
+            elif kind == "ELU":
+                self.weights(spec, [])
+                self.layers.append(ELU(float(spec.config.get("alpha", 1.0))))
             elif kind == "Dense":
                 self.dense(spec, is_last)
             elif kind in ("MaxPooling2D", "MaxPool2D"):
