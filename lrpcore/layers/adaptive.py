@@ -42,7 +42,7 @@ def adaptive_windows(size: int, count: int) -> list[tuple[int, int]]:
 
 
 def _output_size(value: Any, owner: str, rank: int) -> list[int]:
-    items = [value] * rank if isinstance(value, int) else list(value)
+    items = [value] * rank if isinstance(value, int) else list(value) if isinstance(value, (tuple, list)) else [value]
     if len(items) != rank or any(isinstance(item, bool) or not isinstance(item, int) or item < 1 for item in items):
         raise ValueError(f"{owner} output_size must be {'an int' if rank == 1 else 'an int or a pair of ints'} "
                          f"≥ 1, got {value!r} (None, 'keep this axis', is resolved when converting from torch)")
@@ -150,6 +150,7 @@ class AdaptiveAvgPool2d(_Adaptive2d):
     1/(window size) and no bias. ``output_size``: an int or (Oh, Ow)."""
 
     def relevance_weight(self, x: Any, maxpool: MaxPoolMode = "winner") -> Any:
+        self._check(x)
         height, width = int(x.shape[2]), int(x.shape[3])
         fixed = self._fixed(height, width)
         if fixed is not None:
@@ -190,6 +191,7 @@ class AdaptiveMaxPool2d(_Adaptive2d):
         return result
 
     def relevance_weight(self, x: Any, maxpool: MaxPoolMode = "winner") -> Any:
+        self._check(x)
         fixed = self._fixed(int(x.shape[2]), int(x.shape[3]))
         if fixed is not None:
             return fixed.relevance_weight(x, maxpool)

@@ -201,6 +201,7 @@ class AvgPool2d(_Pool2d):
                 and (self.count_include_pad or self.padding == (0, 0)))
 
     def relevance_weight(self, x: Any, maxpool: MaxPoolMode = "winner") -> Any:
+        self._check(x)
         height, width = int(x.shape[2]), int(x.shape[3])
         if self._uniform(height, width):
             return self._constant_weight(x, 1.0 / self.kernel_area)
@@ -269,6 +270,7 @@ class MaxPool2d(_Pool2d):
             return self._constant_weight(x, 1.0)
         if maxpool not in ("winner", "winner_first"):
             raise ValueError(f"unknown max-pool mode {maxpool!r}; expected 'winner', 'winner_first' or 'sum'")
+        self._check(x)
         return winner_weight(self._views(x, -math.inf), maxpool, x.dtype)
 
 
@@ -389,6 +391,7 @@ class AvgPool1d(_Pool1d):
         return text if self.count_include_pad else text[:-1] + ", pad not counted)"
 
     def relevance_weight(self, x: Any, maxpool: MaxPoolMode = "winner") -> Any:
+        self._check(x)
         length = int(x.shape[-1])
         if self._extra(length) == 0 and (self.count_include_pad or self.padding == 0):
             return self._constant_weight(x, 1.0 / self.kernel_size)
