@@ -31,6 +31,9 @@ CASES = {
     "maxpool2d_ceil": (lambda: nn.MaxPool2d(3, stride=2, ceil_mode=True), (2, 8, 7), MaxPool2d),
     "maxpool2d_ceil_padding": (lambda: nn.MaxPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 6, 6), MaxPool2d),
     "avgpool2d_ceil": (lambda: nn.AvgPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 6, 7), AvgPool2d),
+    # ceil mode's last window would start in the right padding: PyTorch drops it
+    "maxpool2d_ceil_dropped": (lambda: nn.MaxPool2d(2, stride=2, padding=1, ceil_mode=True), (2, 5, 5), MaxPool2d),
+    "avgpool2d_ceil_dropped": (lambda: nn.AvgPool2d(2, stride=2, padding=1, ceil_mode=True), (2, 5, 4), AvgPool2d),
     "avgpool2d_exclude_pad": (lambda: nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False), (2, 7, 7),
                               AvgPool2d),
     "avgpool2d_ceil_exclude_pad": (lambda: nn.AvgPool2d(2, padding=1, ceil_mode=True, count_include_pad=False),
