@@ -13,8 +13,8 @@ import pytest
 
 from lrpcore.errors import ModelFormatError
 from lrpcore.io import load_keras
-from lrpcore.layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dense, Flatten,
-                            LeakyReLU, ReLU6, Reshape, Sigmoid, SiLU, Tanh, ZeroPad2d)
+from lrpcore.layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm2d, Conv2d, Dense,
+                            Flatten, LeakyReLU, ReLU6, Reshape, Sigmoid, SiLU, Tanh, ZeroPad2d)
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")

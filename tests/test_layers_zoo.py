@@ -256,3 +256,39 @@ def test_batchnorm_as_a_linear_layer_computes_the_same_map():
     x = _input(shape)
     np.testing.assert_allclose(linear.forward(x), layer.forward(x), rtol=1e-14)
     np.testing.assert_allclose(linear.gradient(x, x), layer.gradient(x, x), rtol=1e-14)
+
+
+def test_lrn_identity_pass_is_the_other_choice_and_the_taylor_rule_the_default():
+    """``Pass()`` for LocalResponseNorm hands relevance on unchanged; a linear-layer rule (the default) uses
+    Binder et al.'s Taylor terms and conserves relevance up to its ε."""
+    from lrpcore.composites import Composite
+    from lrpcore.rules import Epsilon, Pass
+
+    _, layer, shape = _convert("lrn")
+    model = Sequential([layer, lrpcore.layers.Flatten(), Dense(np.random.default_rng(7).normal(size=(3, 60)))],
+                       ModelMetadata(input_shape=shape))
+    x = _input(shape, seed=8)
+    passed = lrpcore.explain(model, x, composite=Composite(by_type={LocalResponseNorm: Pass()}, default=Epsilon(1e-9)),
+                             record=True)
+    np.testing.assert_array_equal(passed.trace[0].relevance_in, passed.trace[0].relevance_out)
+    taylor = lrpcore.explain(model, x, composite=Composite(default=Epsilon(1e-9)), record=True)
+    step = taylor.trace[0]
+    assert type(step.rule) is Epsilon
+    assert np.abs(step.relevance_in - step.relevance_out).max() > 1e-3 * np.abs(step.relevance_out).max()
+    np.testing.assert_allclose(step.relevance_in.sum(axis=(1, 2, 3)), step.relevance_out.sum(axis=(1, 2, 3)),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["conv2d_depthwise", "lrn", "adaptive_maxpool2d", "avgpool2d_ceil", "sumpool2d",
+                                  "batchnorm_linear"])
+def test_sparse_explicit_matrix_equals_the_dense_one(kind):
+    from lrpcore import relevance_matrix
+    from lrpcore.rules import Epsilon
+    from lrpcore.testing import random_input, random_layer
+
+    layer, shape = random_layer(kind, 0)
+    a = random_input(shape, 0, nonnegative=True)
+    dense = relevance_matrix(layer, a, Epsilon(0.1))
+    sparse = relevance_matrix(layer, a, Epsilon(0.1), sparse=True)
+    assert np.abs(dense).max() > 0
+    np.testing.assert_allclose(sparse.toarray(), dense, rtol=1e-12, atol=1e-14)

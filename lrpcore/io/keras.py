@@ -36,8 +36,9 @@ from typing import Any, Mapping
 import numpy
 
 from ..errors import ModelFormatError
-from ..layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense,
-                      Dropout, Flatten, Layer, LeakyReLU, MaxPool2d, ReLU, ReLU6, Reshape, Sigmoid, SiLU, Tanh, ZeroPad2d)
+from ..layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d,
+                      Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPool2d, ReLU, ReLU6, Reshape, Sigmoid, SiLU, Tanh,
+                      ZeroPad2d)
 from ..model import ModelMetadata, Sequential
 from .keras_weights import KerasFile, parse_config, snake_case
 from .validate import check_model
@@ -171,8 +172,9 @@ class _Converter:
         if name == "softmax" and is_last:
             self.notes.append(f"dropped the final softmax of {spec.where}: lrpcore explains the logits")
             return
-        raise self.fail(spec, f"activation {name!r} is not supported (only 'linear', {', '.join(map(repr, ACTIVATIONS))}"
-                              ", and 'softmax' on the last layer)")
+        known = ", ".join(map(repr, ACTIVATIONS))
+        raise self.fail(spec, f"activation {name!r} is not supported (only 'linear', {known}, and 'softmax' on "
+                              "the last layer)")
 
     def apply_permutation(self, values: numpy.ndarray, axis: int) -> numpy.ndarray:
         """Reorder Keras' flattened features into lrpcore's order along ``axis``."""

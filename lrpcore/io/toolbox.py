@@ -266,7 +266,8 @@ def load_toolbox(path: str | os.PathLike, input_shape: tuple[int, ...] | None = 
     try:
         text = content.decode("ascii")
     except UnicodeDecodeError as error:
-        raise ModelFormatError(f"{path}: not an LRP Toolbox text model (not ASCII text at byte {error.start})") from None
+        raise ModelFormatError(f"{path}: not an LRP Toolbox text model (not ASCII text at byte "
+                               f"{error.start})") from None
     shape = tuple(int(size) for size in input_shape) if input_shape is not None else None
     if shape is not None and (len(shape) not in (1, 3) or min(shape) < 1):
         raise ValueError(f"input_shape must be (F,) or (H, W, D) with positive sizes, got {input_shape!r}")

@@ -31,10 +31,10 @@ import numpy
 
 from ..backend import to_numpy
 from ..errors import LRPError, ModelFormatError
-from ..layers import (ELU, GELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool1d,
-                      AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormLinear, Conv1d, Conv2d, Dense, Dropout, Flatten,
-                      Identity, Layer, LeakyReLU, LocalResponseNorm, MaxPool1d, MaxPool2d, ReLU, ReLU6, Reshape, Sigmoid, SiLU,
-                      SumPool2d, Tanh, ZeroPad1d, ZeroPad2d)
+from ..layers import (ELU, GELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d,
+                      AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormLinear, Conv1d, Conv2d, Dense, Dropout,
+                      Flatten, Identity, Layer, LeakyReLU, LocalResponseNorm, MaxPool1d, MaxPool2d, ReLU, ReLU6,
+                      Reshape, Sigmoid, SiLU, SumPool2d, Tanh, ZeroPad1d, ZeroPad2d)
 from ..model import ModelMetadata, Sequential
 
 __all__ = ["from_torch", "to_torch", "state_dict_to_model", "load_state_dict"]

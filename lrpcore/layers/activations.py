@@ -1,4 +1,4 @@
-"""Element-wise activations other than ReLU: ``Tanh``, ``Sigmoid``, ``LeakyReLU``, ``ELU``, ``GELU``, ``SiLU``, ``ReLU6``.
+"""Element-wise activations besides ReLU: ``Tanh``, ``Sigmoid``, ``LeakyReLU``, ``ELU``, ``GELU``, ``SiLU``, ``ReLU6``.
 
 Each layer has the forward PyTorch defines and its exact derivative in ``gradient`` (gradient×input,
 integrated gradients and other baselines use it). None of them is linear in its input, so the

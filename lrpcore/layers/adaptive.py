@@ -28,7 +28,6 @@ from typing import Any
 import numpy
 
 from ..backend import get_namespace, to_backend
-from ..errors import ShapeError
 from .base import LinearLayer, MaxPoolMode
 from .conv import _as_plane, _as_sequence
 from .pooling import AvgPool2d, MaxPool2d, _Pool2d, winner_weight

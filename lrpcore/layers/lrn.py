@@ -1,4 +1,4 @@
-"""``LocalResponseNorm``: PyTorch's local response normalisation, linearised for LRP as Binder et al. 2016 do.
+"""``LocalResponseNorm``: PyTorch's local response normalisation, linearised for LRP as Binder et al. 2016 did.
 
 Forward (``torch.nn.LocalResponseNorm(size, alpha, beta, k)``), across channels of (N, C, ...) inputs:
 
@@ -42,7 +42,7 @@ import math
 from typing import Any
 
 from ..backend import get_namespace
-from ..errors import ShapeError
+from ..errors import InputValueError, ShapeError
 from .base import LinearLayer, MaxPoolMode
 
 __all__ = ["LocalResponseNorm"]
@@ -122,7 +122,7 @@ class LocalResponseNorm(LinearLayer):
     def _check_scale(self, scale: Any) -> None:
         xp = get_namespace(scale)
         if not bool(xp.all(scale > 0)):
-            raise ShapeError(f"{self.describe()}: k + (α/n)·Σx² must be positive, found a value ≤ 0 "
+            raise InputValueError(f"{self.describe()}: k + (α/n)·Σx² must be positive, found a value ≤ 0 "
                              "(k ≤ 0 with an all-zero window?)")
 
     def gradient(self, x: Any, grad_output: Any) -> Any:

@@ -76,7 +76,8 @@ class _Statistics:
         return xp.reshape(vector, (1, -1) + (1,) * (ndim - 2))
 
     def _check_input(self, x: Any) -> None:
-        self._check_rank(x, self._ranks, f"rank {self._ranks} input with {self.num_features} channels")  # type: ignore[attr-defined]
+        expected = f"rank {self._ranks} input with {self.num_features} channels"
+        self._check_rank(x, self._ranks, expected)  # type: ignore[attr-defined]
         if x.shape[1] != self.num_features:
             raise ShapeError(f"{self.describe()} expects {self.num_features} channels, "  # type: ignore[attr-defined]
                              f"got shape {tuple(x.shape)}")

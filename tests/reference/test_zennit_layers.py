@@ -125,8 +125,8 @@ def test_the_layer_types_are_the_expected_ones():
     kinds = {name: [type(layer).__name__ for layer in case_for(name).model.layers] for name in networks.NAMES}
     assert kinds["alexnet"].count("LocalResponseNorm") == 2 and "AdaptiveAvgPool2d" in kinds["alexnet"]
     assert all(layer.ceil_mode for layer in case_for("alexnet").model.layers if isinstance(layer, MaxPool2d))
-    assert [layer.groups for layer in case_for("mobilenet_block").model.layers if isinstance(layer, Conv2d)] == [1, 1, 48,
-                                                                                                                 1]
+    groups = [layer.groups for layer in case_for("mobilenet_block").model.layers if isinstance(layer, Conv2d)]
+    assert groups == [1, 1, 48, 1]
     assert "AdaptiveAvgPool2d" in kinds["pooling"] and "AdaptiveMaxPool2d" in kinds["pooling"]
     assert "AdaptiveAvgPool1d" in kinds["sequence"]
     assert kinds["tanh_mlp"].count("Tanh") == 2 and kinds["sigmoid_mlp"].count("Sigmoid") == 2
