@@ -292,3 +292,26 @@ def test_sparse_explicit_matrix_equals_the_dense_one(kind):
     sparse = relevance_matrix(layer, a, Epsilon(0.1), sparse=True)
     assert np.abs(dense).max() > 0
     np.testing.assert_allclose(sparse.toarray(), dense, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("layer, shape", [
+    (Tanh(), (3, 4)), (Sigmoid(), (3, 4)), (LeakyReLU(0.1), (5,)), (ELU(0.5), (5,)), (GELU(), (5,)),
+    (GELU("tanh"), (5,)), (SiLU(), (5,)), (ReLU6(), (5,)), (Reshape((2, 6)), (12,)), (ZeroPad2d((1, 0, 2, 1)), (2, 3, 3)),
+    (ZeroPad1d(2), (2, 4)), (LocalResponseNorm(3, 0.4), (4, 2, 2)), (AdaptiveMaxPool2d((2, 3)), (2, 5, 5)),
+    (AdaptiveAvgPool1d(3), (2, 7)), (AvgPool2d(3, 2, 1, ceil_mode=True, count_include_pad=False), (2, 6, 6)),
+    (Conv2d(np.random.default_rng(0).normal(size=(4, 1, 3, 3)), groups=2, padding=1), (2, 5, 5)),
+])
+def test_forward_and_gradient_run_on_every_backend_and_in_float32(layer, shape, backend):
+    """The same numbers on NumPy, array-api-strict (and CuPy), and float32 stays float32."""
+    from lrpcore.backend import to_backend, to_numpy
+
+    x = _input(shape, seed=9)
+    upstream = np.random.default_rng(10).normal(size=layer.forward(x).shape)
+    moved = layer.to(backend)
+    forward = moved.forward(to_backend(x, backend))
+    gradient = moved.gradient(to_backend(x, backend), to_backend(upstream, backend))
+    np.testing.assert_allclose(to_numpy(forward), layer.forward(x), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(to_numpy(gradient), layer.gradient(x, upstream), rtol=1e-12, atol=1e-14)
+    single = layer.astype("float32") if layer.parameters() else layer
+    assert single.forward(x.astype(np.float32)).dtype == np.float32
+    assert single.gradient(x.astype(np.float32), upstream.astype(np.float32)).dtype == np.float32
