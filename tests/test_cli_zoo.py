@@ -55,13 +55,26 @@ def test_explain_writes_a_heatmap_and_the_conservation_table(name, tmp_path, cap
     assert all(layer.describe() in output for layer in layers)
 
 
-def test_explain_refuses_a_sequence_model_naming_why(tmp_path, capsys):
-    """``lrpcore explain`` draws image heatmaps; a 1-D model is explained through the Python API instead."""
+def test_explain_draws_a_sequence_model_as_channels_by_positions(tmp_path, capsys):
+    """A 1-D model's relevance (C, L) is drawn as an image of C rows and L positions."""
     path, shape = _saved("sequence", tmp_path)
     sample = tmp_path / "input.npy"
-    np.save(sample, networks.inputs(shape, batch=1)[0].astype(np.float32))
-    assert main(["explain", path, str(sample), "--out", str(tmp_path / "h.png")]) == 1
-    assert "image inputs (C, H, W)" in capsys.readouterr().err
-    model = lrpcore.load(path)
-    explanation = lrpcore.explain(model, networks.inputs(shape, batch=2).astype(np.float32), composite="epsilon_plus")
-    assert explanation.relevance.shape == (2, *shape) and np.isfinite(explanation.relevance).all()
+    np.save(sample, networks.inputs(shape, batch=2).astype(np.float32))
+    out = tmp_path / "sequence.png"
+    assert main(["explain", path, str(sample), "--out", str(out), "--grid"]) == 0
+    assert out.read_bytes()[:8] == PNG_SIGNATURE
+    assert "MaxPool1d(k=2, s=2, ceil)" in capsys.readouterr().out
+    assert main(["explain", path, str(sample), "--out", str(tmp_path / "one.png")]) == 0
+    assert (tmp_path / "one_000.png").read_bytes()[:8] == PNG_SIGNATURE
+
+
+def test_explain_refuses_a_flat_input_model_naming_why(tmp_path, capsys):
+    import torch
+
+    network = torch.nn.Sequential(torch.nn.Linear(6, 3)).double().eval()
+    path = tmp_path / "flat.h5"
+    lrpcore.save(from_torch(network, input_shape=(6,)), path)
+    sample = tmp_path / "input.npy"
+    np.save(sample, np.zeros(6, dtype=np.float32))
+    assert main(["explain", str(path), str(sample), "--out", str(tmp_path / "h.png")]) == 1
+    assert "image inputs (C, H, W) and sequences (C, L)" in capsys.readouterr().err
