@@ -127,6 +127,7 @@ def test_grouped_conv_and_global_pooling_with_keepdims_match_keras_predict(keras
     model = keras.Sequential([
         keras.Input((7, 7, 4)),
         layers.Conv2D(6, 3, groups=2, activation="elu", name="grouped"),
+        layers.Identity(name="nothing"),
         layers.GlobalAveragePooling2D(keepdims=True, name="gap"),
         layers.Flatten(name="flat"),
         layers.Dense(3, activation="leaky_relu", name="out"),

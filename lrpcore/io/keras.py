@@ -6,7 +6,7 @@ convolution), Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D and 
 Flatten, Reshape (after a Dense layer), ZeroPadding2D, BatchNormalization, ReLU (also
 ``max_value=6`` → ReLU6 and ``negative_slope`` → LeakyReLU), LeakyReLU, ELU, Dropout, and the
 activations relu, relu6, tanh, sigmoid, silu/swish, gelu, elu, leaky_relu (as layers,
-``Activation(...)`` or ``activation=...``); a final softmax (activation, ``Activation`` or
+``Activation(...)`` or ``activation=...``), Identity (left out); a final softmax (activation, ``Activation`` or
 ``Softmax`` layer) is dropped because LRP explains the logits. Anything else is refused with an
 error naming the layer.
 
@@ -54,7 +54,7 @@ SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "Convolution2D", "DepthwiseConv2D", 
                     "SeparableConvolution2D", "Dense", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
                     "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "Flatten",
                     "Reshape", "ZeroPadding2D", "BatchNormalization", "ReLU", "LeakyReLU", "ELU", "Activation",
-                    "Softmax", "Dropout")
+                    "Softmax", "Dropout", "Identity")
 
 #: Keras activation names → lrpcore layers (Keras' own defaults: leaky_relu slope 0.2, elu α 1, exact gelu).
 ACTIVATIONS = {"relu": ReLU, "relu6": ReLU6, "tanh": Tanh, "sigmoid": Sigmoid, "silu": SiLU, "swish": SiLU,
@@ -471,6 +471,8 @@ class _Converter:
             elif kind == "Softmax":
                 self.weights(spec, [])
                 self.activation(spec, "softmax", is_last)
+            elif kind == "Identity":
+                self.weights(spec, [])
             elif kind == "Dropout":
                 self.weights(spec, [])
                 self.layers.append(Dropout(float(spec.config.get("rate", 0.5))))

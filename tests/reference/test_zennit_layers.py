@@ -150,3 +150,32 @@ def test_lrn_steps_of_the_alexnet_trace_equal_binders_formula_as_loops():
         assert abs(float(np.sum(step.relevance_in)) - float(np.sum(step.relevance_out))) <= 1e-3 * float(
             np.abs(step.relevance_out).sum())
         assert np.abs(np.asarray(step.relevance_in) - np.asarray(step.relevance_out)).max() > 1e-6 * scale
+
+
+def test_zero_padding_crops_relevance_as_zennits_gradient_does():
+    """zennit has no rule for ZeroPad2d and lets the gradient route relevance: the padded cells are cropped.
+    lrpcore's ``ZeroPad2d.pass_relevance`` is that crop; ``Pass`` needs to call it (the lead's change to
+    ``lrpcore.rules.Pass``), here done by a ``Pass`` that uses it, named by index."""
+    from lrpcore.layers import ZeroPad2d
+
+    class CropPass(Pass):
+        def relevance(self, layer, a, relevance, record=None, output=None, counts_only=False):
+            return layer.pass_relevance(relevance, tuple(a.shape))
+
+    network = torch.nn.Sequential(torch.nn.ZeroPad2d((1, 2, 0, 1)), torch.nn.Conv2d(2, 4, 3), torch.nn.ReLU(),
+                                  torch.nn.ZeroPad2d(1), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
+                                  torch.nn.Linear(4 * 3 * 4, 3))
+    networks._initialise(torch, network, seed=5)
+    network = network.double().eval()
+    model = from_torch(network, input_shape=(2, 6, 5), dtype="float64")
+    x = networks.inputs((2, 6, 5))
+    logits = model.forward(x)
+    case = Case("zero padding", network, model, x, logits.argmax(axis=1))
+    for method in ("epsilon", "flat"):
+        composite = lrpcore_composite(method)
+        composite.by_index = {index: CropPass() for index, layer in enumerate(model.layers)
+                              if isinstance(layer, ZeroPad2d)}
+        ours = np.asarray(explain(model, x, target=case.target, composite=composite).relevance)
+        difference = harness.relative_difference(ours, zennit_relevance(case, method))
+        harness.record(case, method, difference)
+        assert difference <= harness.TOLERANCE, f"zero padding/{method}: {difference:.3g}"
