@@ -29,25 +29,26 @@ with the Toolbox itself (``model_io.write(model, 'model.txt')``) where you trust
 Reproducing the Toolbox's LRP: :func:`toolbox_composite` gives, layer by layer, the lrpcore rules
 whose numbers are the Toolbox's (``python/modules/*.py``):
 
-================  ==================================  ==========================================
-Toolbox variant   Linear, Convolution                 SumPool (window sum s, scale c = 1/√k)
-================  ==================================  ==========================================
-simple (default)  ``Epsilon(1e-16, "zennit")``         ``Epsilon(1e-12·c, "zennit")``
-epsilon ε         ``Epsilon(ε, "zennit")``             ``Epsilon(ε·c, "zennit")``
-alphabeta α       ``AlphaBeta(α, α−1, "zennit", 1e-16)``  ``AlphaBeta(α, α−1, "zennit", 1e-16·c)``
-flat              ``Flat("vanilla", 0)``               ``Flat("vanilla", 0)``
-ww (w²)           ``WSquare("vanilla", 0)``            ``Flat("vanilla", 0)``
-================  ==================================  ==========================================
+================  ========================================  ===============================================
+Toolbox variant   Linear, Convolution                       SumPool (window sum s, scale c = 1/√k)
+================  ========================================  ===============================================
+simple (default)  ``Epsilon(1e-16, "zennit")``              ``Epsilon(1e-12·c, "zennit")``
+epsilon ε         ``Epsilon(ε, "zennit")``                  ``Epsilon(ε·c, "zennit")``
+alphabeta α       ``AlphaBeta(α, α−1, "zennit", 1e-16)``    ``AlphaBeta(α, α−1, "zennit", 1e-16·c)``
+flat              ``Flat("vanilla", 0)``                    ``Flat("vanilla", 0)``
+ww (w²)           ``WSquare("vanilla", 0)``                 ``Flat("vanilla", 0)``
+================  ========================================  ===============================================
 
 - The Toolbox stabilises z + ε·sign(z) with sign(0) = +1 (``(Zs >= 0)*2 - 1``), which is lrpcore's
   ``"zennit"`` stabilizer exactly; its "simple" rule uses ε = 1e-16 (1e-12 at sum pooling).
 - At sum pooling it divides by the *window sum* s plus ε, while the layer's z is c·s: an ε on the
   Toolbox's sum is c·ε on lrpcore's z, hence ε·c above.
 - Max pooling: winner takes all, ties split equally, under simple, ε and αβ (``WSquare`` with
-  ε = 0 on the winners' 0/1-per-tie weights: w²/Σw² = 1/ties); uniform over the window under flat
-  and w² (``Flat``).
+  ε = 0 on the max pool's weights, 1/ties on each maximum: w²/Σw² = 1/ties, also where the maximum
+  is 0); uniform over the window under flat and w² (``Flat``).
 - Its αβ has β = 1 − α (so β ≤ 0 in its convention); lrpcore's β is α − 1. Both add b⁺ / b⁻ to the
-  denominators, the Toolbox 1e-16 in the direction of the sign. Its sum pooling's general αβ case
+  denominators, the Toolbox 1e-16 in the direction of the sign (2e-16 on the negative side in its
+  general case, Zsn = Y − Zsp − 1e-16; a difference of 1e-16 absolute). Its sum pooling's general αβ case
   (α ≠ 1) multiplies the negative share by R twice (``beta*Zn*(R/Zsn)`` inside a product with R),
   which is not LRP; lrpcore's entry is the formula as written for the other layers, and agrees
   with the Toolbox at α = 1.
