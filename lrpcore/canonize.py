@@ -2,7 +2,7 @@
 
 Montavon et al. 2019 (section 10.3.2) fold batch normalisation into the neighbouring linear layer:
 an inference-time BatchNorm is the affine map y = scale·x + shift per channel, so a BatchNorm after
-a convolution or dense layer gives W' = scale·W, b' = scale·b + shift, and a BatchNorm before a
+a convolution or dense layer gives W' = scale·W, b' = scale·b + shift (``BatchNorm.fold_into``), and a BatchNorm before a
 dense layer gives W' = W·diag(scale), b' = b + W·shift. The folded network computes the same
 function (1e-10 relative in float64) and the rules then see one linear layer instead of two.
 
@@ -30,16 +30,6 @@ _FOLDS_AFTER = (Dense, Conv2d, Conv1d)
 
 class UnfoldedBatchNormWarning(UserWarning):
     """A BatchNorm could not be folded into a linear layer; LRP passes relevance through it."""
-
-
-def _fold_after(linear: Layer, norm: _BatchNorm) -> Layer:
-    """Fold y = scale·(W x + b) + shift into one linear layer: W' = scale·W, b' = scale·b + shift."""
-    xp = get_namespace(linear.weight)
-    if norm.num_features != linear.weight.shape[0]:
-        raise ShapeError(f"cannot fold {norm.describe()} into {linear.describe()}: channel counts differ")
-    scale, shift = norm.scale_shift()
-    weight = linear.weight * xp.reshape(scale, (-1,) + (1,) * (linear.weight.ndim - 1))
-    return linear._replace_parameters({"weight": weight, "bias": linear.bias * scale + shift})
 
 
 def _fold_before(norm: _BatchNorm, dense: Dense) -> Dense:
@@ -81,7 +71,7 @@ def canonize(model: Graph) -> Graph:
         source = node.inputs[0]
         after = nodes.get(source) if source != input_name else None
         if after is not None and isinstance(after.layer, _FOLDS_AFTER) and readers(source) == [name]:
-            nodes[source] = Node(source, _fold_after(after.layer, node.layer), after.inputs)
+            nodes[source] = Node(source, node.layer.fold_into(after.layer), after.inputs)
             order.remove(name)
             del nodes[name]
             rename(name, source)

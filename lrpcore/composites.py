@@ -40,7 +40,8 @@ import fnmatch
 from typing import Any, Callable, Mapping, Sequence
 
 from .errors import CompositeError
-from .layers import Add, AvgPool1d, AvgPool2d, Conv1d, Conv2d, Dense, Layer, LinearLayer, MaxPool1d, MaxPool2d
+from .layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, Add, AvgPool1d,
+                     AvgPool2d, Conv1d, Conv2d, Dense, Layer, LinearLayer, MaxPool1d, MaxPool2d, SumPool2d)
 from .rules import AlphaBeta, Epsilon, Flat, Gamma, Pass, Rule, WinnerTakesAll, WSquare, Zero, ZBox, ZPlus
 
 __all__ = [
@@ -67,7 +68,12 @@ def structural_rules(max_ties: str = "split") -> dict[type, Rule]:
     ε = 1e-6 and zennit's stabilizer (zennit's ``Norm``) at average pools and additions."""
     norm = Epsilon(1e-6, stabilizer="zennit")
     winner = WinnerTakesAll(max_ties)
-    return {MaxPool2d: winner, MaxPool1d: winner, AvgPool2d: norm, AvgPool1d: norm, Add: norm}
+    return {**dict.fromkeys(MAX_POOLS, winner), **dict.fromkeys(AVERAGE_POOLS, norm), Add: norm}
+
+
+#: Pooling layers that select a window's maximum, and those that average or sum it.
+MAX_POOLS = (MaxPool2d, MaxPool1d, AdaptiveMaxPool2d, AdaptiveMaxPool1d)
+AVERAGE_POOLS = (AvgPool2d, AvgPool1d, AdaptiveAvgPool2d, AdaptiveAvgPool1d, SumPool2d)
 
 
 #: The structural rules every composite uses unless told otherwise (see the module docstring).
@@ -252,10 +258,10 @@ def uniform(rule: Rule, structural: Mapping[type, Rule] | None = None) -> Compos
     if structural is None:
         structural = dict(STRUCTURAL_RULES)
         if isinstance(rule, Epsilon):          # Zero is an Epsilon with ε = 0
-            structural.update({AvgPool2d: rule, AvgPool1d: rule, Add: rule})
+            structural.update({**dict.fromkeys(AVERAGE_POOLS, rule), Add: rule})
         elif isinstance(rule, (Flat, WSquare)):
             flat = Flat(stabilizer=rule.stabilizer_name if isinstance(rule.stabilizer_name, str) else "zennit")
-            structural.update({MaxPool2d: flat, MaxPool1d: flat, AvgPool2d: flat, AvgPool1d: flat})
+            structural.update(dict.fromkeys(MAX_POOLS + AVERAGE_POOLS, flat))
     return Composite(default=rule, structural=structural, name=f"uniform({rule.describe()})")
 
 
@@ -292,7 +298,7 @@ def _feature_groups(model: Any, group_count: int) -> tuple[int | None, list[list
     for index in range(first + 1, head):
         if index in owner:
             current = owner[index]
-        elif isinstance(layers[index], (AvgPool2d, MaxPool2d, AvgPool1d, MaxPool1d)):
+        elif isinstance(layers[index], MAX_POOLS + AVERAGE_POOLS):
             groups[current].append(index)
     top = [i for i, layer in enumerate(layers)
            if i > features[-1] and isinstance(layer, LinearLayer)

@@ -599,7 +599,10 @@ class WinnerTakesAll(Rule):
 class Pass(Rule):
     """Relevance passes unchanged: R_lower = R_upper (reshaped to the input's shape).
 
-    The rule of element-wise layers (ReLU, Dropout, BatchNorm left unfolded) and Flatten.
+    The rule of element-wise layers (ReLU and the other activations, Dropout, BatchNorm left unfolded)
+    and of the shape layers Flatten and Reshape; zero padding passes the relevance of the cells it copied
+    and drops that of the padded cells (their activation is the constant 0: a relevance there could only
+    be absorbed), through the layer's ``pass_relevance``.
     """
 
     name = "Pass"
@@ -607,6 +610,9 @@ class Pass(Rule):
     def relevance(self, layer: Layer, a: Any, relevance: Any, record: list[BranchRecord] | None = None,
                   output: Any | None = None, counts_only: bool = False) -> Any:
         xp = get_namespace(relevance)
+        crop = getattr(layer, "pass_relevance", None)      # shape layers that add cells (zero padding) drop them
+        if crop is not None:
+            return crop(relevance, tuple(a.shape))
         if relevance.size != a.size:
             raise ShapeError(f"Pass cannot carry relevance of shape {tuple(relevance.shape)} through "
                              f"{layer.describe()} with input {tuple(a.shape)}; it changes the size")

@@ -65,7 +65,9 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy
 
 from .backend import to_numpy
-from .layers import AvgPool2d, Conv2d, Dense, Layer, LinearLayer, MaxPool2d
+from .layers import (AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, AvgPool2d,
+                     BatchNormLinear, Conv1d, Conv2d, Dense, Layer, LinearLayer, LocalResponseNorm, MaxPool2d,
+                     SumPool2d)
 from .rules import AlphaBeta, Branch, Epsilon, Flat, Gamma, Pass, Rule, Term, WSquare, Zero, ZBox, ZPlus, \
     branch_denominator
 
@@ -102,31 +104,95 @@ def _dense_connections(layer: Dense, sample: numpy.ndarray) -> list[Connection]:
 
 
 def _conv_connections(layer: Conv2d, sample: numpy.ndarray) -> list[Connection]:
+    """Convolution windows, with ``groups``: output o sees only the input channels of its group."""
     weight = to_numpy(layer.weight)
     channels, height, width = sample.shape
-    out_channels, _, kernel_h, kernel_w = weight.shape
+    out_channels, per_group, kernel_h, kernel_w = weight.shape
+    groups = getattr(layer, "groups", 1)
+    outputs_per_group = out_channels // groups
     _, out_h, out_w = layer.output_shape(sample.shape)
     (stride_h, stride_w), (pad_h, pad_w) = layer.stride, layer.padding
     found = []
     for o in range(out_channels):
+        first_channel = (o // outputs_per_group) * per_group
         for y in range(out_h):
             for x in range(out_w):
                 k = (o * out_h + y) * out_w + x
-                for c in range(channels):
+                for c_in_group in range(per_group):
+                    c = first_channel + c_in_group
                     for i in range(kernel_h):
                         for jj in range(kernel_w):
                             row, col = y * stride_h - pad_h + i, x * stride_w - pad_w + jj
                             if 0 <= row < height and 0 <= col < width:
                                 j = (c * height + row) * width + col
-                                found.append(Connection(j, k, (o, c, i, jj), float(weight[o, c, i, jj])))
+                                found.append(Connection(j, k, (o, c_in_group, i, jj),
+                                                        float(weight[o, c_in_group, i, jj])))
     return found
 
 
-def _pool_connections(layer: AvgPool2d | MaxPool2d, sample: numpy.ndarray, maxpool: str) -> list[Connection]:
+def _conv1d_connections(layer: Conv1d, sample: numpy.ndarray) -> list[Connection]:
+    weight = to_numpy(layer.weight)
+    channels, length = sample.shape
+    out_channels, per_group, kernel = weight.shape
+    outputs_per_group = out_channels // layer.groups
+    _, out_length = layer.output_shape(sample.shape)
+    found = []
+    for o in range(out_channels):
+        first_channel = (o // outputs_per_group) * per_group
+        for t in range(out_length):
+            k = o * out_length + t
+            for c_in_group in range(per_group):
+                c = first_channel + c_in_group
+                for i in range(kernel):
+                    position = t * layer.stride - layer.padding + i
+                    if 0 <= position < length:
+                        found.append(Connection(c * length + position, k, (o, c_in_group, i),
+                                                float(weight[o, c_in_group, i])))
+    return found
+
+
+def _window_starts(size: int, kernel: int, stride: int, padding: int, ceil_mode: bool) -> list[int]:
+    """Start (in input coordinates, may be negative) of every pooling window along one axis.
+
+    Written from PyTorch's definition: windows step by ``stride`` from −padding; in floor mode a
+    window must end inside the padded input; in ceil mode a window may run past it as long as the
+    window before it did not reach the end and it starts inside the input or its left padding.
+    """
+    starts = []
+    index = 0
+    while True:
+        start = index * stride - padding
+        fits = start + kernel <= size + padding
+        overhang = ceil_mode and start < size and (index == 0 or start - stride + kernel < size + padding)
+        if not (fits or overhang):
+            break
+        starts.append(start)
+        index += 1
+    return starts
+
+
+def _divisor(starts: list[int], index: int, kernel: int, size: int, padding: int, include_pad: bool) -> int:
+    """Cells of window ``index`` counted by an average: inside [−p, n + p) or, without padding, [0, n)."""
+    start = starts[index]
+    low, high = (-padding, size + padding) if include_pad else (0, size)
+    return sum(1 for cell in range(start, start + kernel) if low <= cell < high)
+
+
+def _pool_connections(layer: AvgPool2d | MaxPool2d | SumPool2d, sample: numpy.ndarray,
+                      maxpool: str) -> list[Connection]:
+    """Pooling windows with PyTorch's padding, ceil mode and divisors, enumerated cell by cell."""
     channels, height, width = sample.shape
-    _, out_h, out_w = layer.output_shape(sample.shape)
     (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w) = layer.kernel_size, layer.stride, layer.padding
-    area = kernel_h * kernel_w
+    ceil_mode = getattr(layer, "ceil_mode", False)
+    include_pad = getattr(layer, "count_include_pad", True)
+    rows = _window_starts(height, kernel_h, stride_h, pad_h, ceil_mode)
+    cols = _window_starts(width, kernel_w, stride_w, pad_w, ceil_mode)
+    out_h, out_w = len(rows), len(cols)
+    # a weight that differs per window is stored (K, Ho, Wo); otherwise (K, 1, 1)
+    per_window = isinstance(layer, AvgPool2d) and (
+        (not include_pad and (pad_h or pad_w))
+        or any(start + kernel_h > height + pad_h for start in rows)
+        or any(start + kernel_w > width + pad_w for start in cols))
     found = []
     for c in range(channels):
         for y in range(out_h):
@@ -135,23 +201,113 @@ def _pool_connections(layer: AvgPool2d | MaxPool2d, sample: numpy.ndarray, maxpo
                 window = []
                 for i in range(kernel_h):
                     for jj in range(kernel_w):
-                        row, col = y * stride_h - pad_h + i, x * stride_w - pad_w + jj
+                        row, col = rows[y] + i, cols[x] + jj
                         if 0 <= row < height and 0 <= col < width:
                             window.append((i * kernel_w + jj, (c * height + row) * width + col, sample[c, row, col]))
                 if isinstance(layer, AvgPool2d):
-                    shares = {offset: 1.0 / area for offset, _, _ in window}
-                elif maxpool == "sum":
-                    shares = {offset: 1.0 for offset, _, _ in window}
+                    divisor = (_divisor(rows, y, kernel_h, height, pad_h, include_pad)
+                               * _divisor(cols, x, kernel_w, width, pad_w, include_pad))
+                    shares = {offset: 1.0 / divisor for offset, _, _ in window}
+                elif isinstance(layer, SumPool2d):
+                    shares = {offset: layer.scale for offset, _, _ in window}
                 else:
-                    best = max(value for _, _, value in window)
-                    winners = [offset for offset, _, value in window if value == best]
-                    if maxpool == "winner_first":
-                        winners = winners[:1]
-                    shares = {offset: (1.0 / len(winners) if offset in winners else 0.0) for offset, _, _ in window}
+                    shares = _max_shares(window, maxpool)
                 for offset, j, _ in window:
-                    index = (offset, 0, 0) if isinstance(layer, AvgPool2d) or maxpool == "sum" \
-                        else (0, c, offset, y, x)
+                    if per_window:
+                        index = (offset, y, x)
+                    elif isinstance(layer, (AvgPool2d, SumPool2d)) or maxpool == "sum":
+                        index = (offset, 0, 0)
+                    else:
+                        index = (0, c, offset, y, x)
                     found.append(Connection(j, k, index, shares[offset]))
+    return found
+
+
+def _max_shares(window: list[tuple[int, int, float]], maxpool: str) -> dict[int, float]:
+    """Weight of each window cell (offset → w) for a max pool: the winners', or 1 each for ``"sum"``."""
+    if maxpool == "sum":
+        return {offset: 1.0 for offset, _, _ in window}
+    best = max(value for _, _, value in window)
+    winners = [offset for offset, _, value in window if value == best]
+    if maxpool == "winner_first":
+        winners = winners[:1]
+    return {offset: (1.0 / len(winners) if offset in winners else 0.0) for offset, _, _ in window}
+
+
+def _adaptive_connections(layer: AdaptiveAvgPool2d | AdaptiveMaxPool2d, sample: numpy.ndarray,
+                          maxpool: str) -> list[Connection]:
+    """PyTorch's adaptive windows, start = floor(i·n/O), end = ceil((i+1)·n/O), enumerated cell by cell."""
+    channels, height, width = sample.shape
+    out_h, out_w = layer.output_size
+    rows = [(math.floor(i * height / out_h), math.ceil((i + 1) * height / out_h)) for i in range(out_h)]
+    cols = [(math.floor(i * width / out_w), math.ceil((i + 1) * width / out_w)) for i in range(out_w)]
+    regular = height % out_h == 0 and width % out_w == 0      # the layer then stores (K, 1, 1) weights
+    longest_w = max(end - start for start, end in cols)
+    found = []
+    for c in range(channels):
+        for y, (top, bottom) in enumerate(rows):
+            for x, (left, right) in enumerate(cols):
+                k = (c * out_h + y) * out_w + x
+                width_here = right - left if regular else longest_w
+                window = [(a * width_here + b, (c * height + row) * width + col, sample[c, row, col])
+                          for a, row in enumerate(range(top, bottom)) for b, col in enumerate(range(left, right))]
+                if isinstance(layer, AdaptiveAvgPool2d):
+                    shares = {offset: 1.0 / ((bottom - top) * (right - left)) for offset, _, _ in window}
+                else:
+                    shares = _max_shares(window, maxpool)
+                for offset, j, _ in window:
+                    if isinstance(layer, AdaptiveAvgPool2d) or maxpool == "sum":
+                        index = (offset, 0, 0) if regular else (offset, y, x)
+                    else:
+                        index = (0, c, offset, y, x)
+                    found.append(Connection(j, k, index, shares[offset]))
+    return found
+
+
+def _lrn_connections(layer: LocalResponseNorm, sample: numpy.ndarray) -> list[Connection]:
+    """Binder et al. 2016's Taylor terms of local response normalisation, written out per (j, k).
+
+    y_k = x_k S_k^(−β), S_k = k + (α/n) Σ_{j ∈ N(k)} x_j²; the own term z_kk = x_k (k + (α/n) x_k²)^(−β),
+    a neighbour's term z_jk = x_j ∂y_k/∂x_j = −2β(α/n) x_k x_j² S_k^(−β−1); w_jk = z_jk / x_j.
+    """
+    channels = sample.shape[0]
+    rest = sample.shape[1:]
+    positions = int(numpy.prod(rest)) if rest else 1
+    flat = sample.reshape(channels, positions)
+    n, alpha, beta, constant = layer.size, layer.alpha, layer.beta, layer.k
+    offsets = list(range(-(n // 2), (n - 1) // 2 + 1))
+    found = []
+    for out_channel in range(channels):
+        for position in range(positions):
+            k = out_channel * positions + position
+            window = [out_channel + d for d in offsets if 0 <= out_channel + d < channels]
+            total = constant + alpha / n * sum(flat[j, position] ** 2 for j in window)
+            x_k = flat[out_channel, position]
+            spatial = numpy.unravel_index(position, rest) if rest else ()
+            for index, d in enumerate(offsets):
+                j_channel = out_channel + d
+                if not 0 <= j_channel < channels:
+                    continue
+                if d == 0:
+                    weight = (constant + alpha / n * x_k ** 2) ** (-beta)
+                else:
+                    weight = -2.0 * beta * alpha / n * x_k * flat[j_channel, position] * total ** (-beta - 1.0)
+                found.append(Connection(j_channel * positions + position, k,
+                                        (0, index, out_channel, *(int(i) for i in spatial)), float(weight)))
+    return found
+
+
+def _batchnorm_connections(layer: BatchNormLinear, sample: numpy.ndarray) -> list[Connection]:
+    """Each output connected to its own input with weight γ_c / √(σ²_c + eps)."""
+    gamma, variance = to_numpy(layer.weight), to_numpy(layer.running_var)
+    channels = sample.shape[0]
+    positions = int(numpy.prod(sample.shape[1:])) if sample.ndim > 1 else 1
+    found = []
+    for c in range(channels):
+        scale = float(gamma[c]) / math.sqrt(float(variance[c]) + layer.eps)
+        for position in range(positions):
+            j = c * positions + position
+            found.append(Connection(j, j, (c,), scale))
     return found
 
 
@@ -162,8 +318,18 @@ def connections(layer: Layer, sample: Any, maxpool: str = "winner") -> list[Conn
         return _dense_connections(layer, sample)
     if isinstance(layer, Conv2d):
         return _conv_connections(layer, sample)
-    if isinstance(layer, (AvgPool2d, MaxPool2d)):
+    if isinstance(layer, Conv1d):
+        return _conv1d_connections(layer, sample)
+    if isinstance(layer, (AvgPool2d, MaxPool2d, SumPool2d)):
         return _pool_connections(layer, sample, maxpool)
+    if isinstance(layer, (AdaptiveAvgPool2d, AdaptiveMaxPool2d)):
+        return _adaptive_connections(layer, sample, maxpool)
+    if isinstance(layer, (AdaptiveAvgPool1d, AdaptiveMaxPool1d)):       # a sequence is an image of height 1
+        return _adaptive_connections(layer._plane, sample[:, None, :], maxpool)
+    if isinstance(layer, LocalResponseNorm):
+        return _lrn_connections(layer, sample)
+    if isinstance(layer, BatchNormLinear):
+        return _batchnorm_connections(layer, sample)
     raise TypeError(f"no loop reference for {layer.describe()}")
 
 
@@ -343,21 +509,54 @@ def _generic(layer: LinearLayer, sample: numpy.ndarray, upper: numpy.ndarray, ru
 
 # --- random layers and the reference check -------------------------------------------------------
 #: The layer kinds ``random_layer`` builds: a small instance of each with stride and padding.
-LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d")
+LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "conv2d_grouped", "conv2d_depthwise", "conv1d_grouped",
+               "avgpool2d_ceil", "avgpool2d_exclude_pad", "maxpool2d_ceil", "sumpool2d", "adaptive_avgpool2d",
+               "adaptive_maxpool2d", "adaptive_avgpool1d", "lrn", "batchnorm_linear")
+
+#: Layers whose relevance weight selects window maxima: their random inputs get ties.
+MAX_POOLS = (MaxPool2d, AdaptiveMaxPool2d, AdaptiveMaxPool1d)
 
 
 def random_layer(kind: str, seed: int, dtype: Any = numpy.float64) -> tuple[Layer, tuple[int, ...]]:
     """A small random layer of ``kind`` and the per-sample input shape it takes."""
     rng = numpy.random.default_rng(seed)
+
+    def normal(*shape: int, scale: float = 1.0) -> numpy.ndarray:
+        return (rng.normal(size=shape) * scale).astype(dtype)
+
     if kind == "dense":
-        return Dense(rng.normal(size=(4, 6)).astype(dtype), rng.normal(size=4).astype(dtype)), (6,)
+        return Dense(normal(4, 6), normal(4)), (6,)
     if kind == "conv2d":
-        return (Conv2d(rng.normal(size=(3, 2, 3, 3)).astype(dtype), rng.normal(size=3).astype(dtype) * 0.5,
-                       stride=2, padding=1), (2, 5, 5))
+        return Conv2d(normal(3, 2, 3, 3), normal(3, scale=0.5), stride=2, padding=1), (2, 5, 5)
     if kind == "avgpool2d":
         return AvgPool2d(3, stride=2, padding=1), (2, 5, 5)
     if kind == "maxpool2d":
         return MaxPool2d(2, stride=2), (2, 4, 4)
+    if kind == "conv2d_grouped":          # 4 → 6 channels in 2 groups
+        return Conv2d(normal(6, 2, 3, 3), normal(6, scale=0.5), stride=2, padding=1, groups=2), (4, 5, 5)
+    if kind == "conv2d_depthwise":        # 3 channels, 2 filters each
+        return Conv2d(normal(6, 1, 3, 3), normal(6, scale=0.5), stride=1, padding=1, groups=3), (3, 4, 4)
+    if kind == "conv1d_grouped":
+        return Conv1d(normal(4, 1, 3), normal(4, scale=0.5), stride=2, padding=1, groups=2), (2, 7)
+    if kind == "avgpool2d_ceil":          # the last window runs past the padded input
+        return AvgPool2d(3, stride=2, padding=1, ceil_mode=True), (2, 6, 6)
+    if kind == "avgpool2d_exclude_pad":
+        return AvgPool2d(3, stride=2, padding=1, count_include_pad=False), (2, 5, 5)
+    if kind == "maxpool2d_ceil":
+        return MaxPool2d(3, stride=2, ceil_mode=True), (2, 6, 6)
+    if kind == "sumpool2d":
+        return SumPool2d(2, stride=1, scale=0.5), (2, 4, 4)
+    if kind == "adaptive_avgpool2d":      # uneven, overlapping windows
+        return AdaptiveAvgPool2d((3, 2)), (2, 5, 7)
+    if kind == "adaptive_maxpool2d":
+        return AdaptiveMaxPool2d((2, 3)), (2, 5, 5)
+    if kind == "adaptive_avgpool1d":
+        return AdaptiveAvgPool1d(3), (2, 7)
+    if kind == "lrn":                     # α large enough that the neighbours' terms matter
+        return LocalResponseNorm(3, alpha=0.5, beta=0.75, k=1.0), (5, 2, 2)
+    if kind == "batchnorm_linear":
+        return (BatchNormLinear(normal(3), rng.uniform(0.5, 2.0, 3).astype(dtype), normal(3), normal(3)),
+                (3, 2, 2))
     raise ValueError(f"unknown layer kind {kind!r}; expected one of {LAYER_KINDS}")
 
 
@@ -394,7 +593,7 @@ def assert_rule_matches_reference(rule: Rule, layer_kind: str | Layer, seeds: It
         else:
             layer, shape = random_layer(layer_kind, seed)
         for positive in signs:
-            a = random_input(shape, seed, positive, ties=isinstance(layer, MaxPool2d))
+            a = random_input(shape, seed, positive, ties=isinstance(layer, MAX_POOLS))
             upper = numpy.random.default_rng(seed + 7).normal(size=(1, *layer.output_shape(shape)))
             reference = naive_relevance(layer, a, upper, rule)
             fast = to_numpy(rule.relevance(layer, a, upper))
@@ -465,7 +664,7 @@ def _cases(rule: Rule, layer_kind: str | Layer, seeds: Iterable[int], nonnegativ
             layer, shape = layer_kind, input_shape
         else:
             layer, shape = random_layer(layer_kind, seed)
-        a = random_input(shape, seed, nonnegative, ties=isinstance(layer, MaxPool2d))
+        a = random_input(shape, seed, nonnegative, ties=isinstance(layer, MAX_POOLS))
         upper = numpy.random.default_rng(seed + 7).normal(size=(1, *layer.output_shape(shape)))
         if positive_relevance:
             upper = numpy.abs(upper)

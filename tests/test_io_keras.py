@@ -230,16 +230,17 @@ def test_functional_models_that_share_layers_or_have_two_outputs_are_refused(ker
 
 
 @pytest.mark.parametrize("layer, message", [
-    ("GlobalAveragePooling2D()", r"Keras layer 2 'odd' \(GlobalAveragePooling2D\): layer type "
-                                 r"'GlobalAveragePooling2D' is not supported"),
-    ("Conv2D(2, 3, activation='tanh')", r"Keras layer 2 'odd' \(Conv2D\): activation 'tanh' is not supported"),
+    ("UpSampling2D()", r"Keras layer 2 'odd' \(UpSampling2D\): layer type 'UpSampling2D' is not supported"),
+    ("Conv2D(2, 3, activation='softplus')", r"Keras layer 2 'odd' \(Conv2D\): activation 'softplus' is not "
+                                            r"supported"),
     ("Conv2D(2, 2, padding='same')", r"'odd' \(Conv2D\): padding 'same' pads 1 cells along the height .*"
                                      r"0 before and 1 after"),
-    ("AveragePooling2D(3, strides=1, padding='same')", r"'odd' \(AveragePooling2D\): padding 'same' pads 2 cells"),
+    ("AveragePooling2D(2, strides=1, padding='same')", r"'odd' \(AveragePooling2D\): padding 'same' pads 1 cells"),
     ("Conv2D(2, 3, dilation_rate=2)", r"dilation_rate \(2, 2\)"),
-    ("LeakyReLU()", r"'LeakyReLU' is not supported"),
-    ("Activation('softmax')", r"'odd' \(Activation\): activation 'softmax' is not supported \(only 'relu', "
-                              r"'linear', and 'softmax' on the last layer\)"),
+    ("PReLU()", r"'PReLU' is not supported"),
+    ("ReLU(max_value=4.0)", r"'odd' \(ReLU\): ReLU with .*max_value.: 4.0.* is not supported"),
+    ("Activation('softmax')", r"'odd' \(Activation\): activation 'softmax' is not supported \(only 'linear', "
+                              r"'relu', .*and 'softmax' on the last layer\)"),
 ])
 def test_unsupported_keras_layers_are_refused_naming_the_layer(keras, tmp_path, layer, message):
     from keras import layers

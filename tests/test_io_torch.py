@@ -114,15 +114,20 @@ def test_adaptive_avgpool_on_a_multiple_of_its_size_becomes_an_exact_average_poo
 
 
 @pytest.mark.parametrize("module, input_shape, path, words", [
-    (nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.ReLU(), nn.GELU())), None, "1.1", "GELU"),
-    (nn.Sequential(nn.Conv2d(4, 4, 3, groups=2)), None, "0", "groups=2"),
+    (nn.Sequential(nn.Linear(3, 3), nn.Sequential(nn.ReLU(), nn.Mish())), None, "1.1", "Mish"),
     (nn.Sequential(nn.Conv2d(4, 4, 3, dilation=2)), None, "0", "dilation"),
+    (nn.Sequential(nn.Conv1d(4, 4, 3, dilation=2)), None, "0", "dilation"),
     (nn.Sequential(nn.Conv2d(4, 4, 3, padding=1, padding_mode="circular")), None, "0", "circular"),
-    (nn.Sequential(nn.MaxPool2d(2, ceil_mode=True)), None, "0", "ceil_mode"),
-    (nn.Sequential(nn.AvgPool2d(2, padding=1, count_include_pad=False)), None, "0", "count_include_pad"),
+    (nn.Sequential(nn.MaxPool2d(2, dilation=2)), None, "0", "dilation"),
+    (nn.Sequential(nn.AvgPool2d(2, divisor_override=3)), None, "0", "divisor_override"),
     (nn.Sequential(nn.Flatten(0)), None, "0", "start_dim"),
-    (nn.Sequential(nn.AdaptiveAvgPool2d(3)), None, "0", "input_shape"),
-    (nn.Sequential(nn.AdaptiveAvgPool2d(3)), (2, 4, 4), "0", "4×4 to 3×3"),
+    (nn.Sequential(nn.AdaptiveAvgPool2d((None, 3))), None, "0", "input_shape"),
+    (nn.Sequential(nn.AdaptiveMaxPool2d(3, return_indices=True)), (2, 4, 4), "0", "return_indices"),
+    (nn.Sequential(nn.Softmax(dim=1), nn.Linear(3, 3)), None, "0", "not the last"),
+    (nn.Sequential(nn.Linear(4, 4), nn.Softmax(dim=0)), None, "1", "dim=0"),
+    (nn.Sequential(nn.Hardtanh(-1.0, 1.0)), None, "0", "Hardtanh"),
+    (nn.Sequential(nn.ConstantPad2d(1, 0.5)), None, "0", "value=0.5"),
+    (nn.Sequential(nn.Linear(4, 6), nn.Unflatten(2, (2, 3))), None, "1", "dim=2"),
     (nn.Sequential(nn.BatchNorm2d(3, track_running_stats=False)), None, "0", "running statistics"),
     (nn.Sequential(nn.Linear(3, 3), nn.ModuleList([nn.ReLU()])), None, "1", "cannot convert module"),
 ])

@@ -173,3 +173,44 @@ def test_to_torch_of_a_graph_computes_the_same_function_and_converts_back():
     np.testing.assert_allclose(_forward(twin, x), graph.forward(x), rtol=1e-12, atol=1e-12)
     again = from_torch(twin, input_shape=(3, 8, 8))
     np.testing.assert_allclose(again.forward(x), graph.forward(x), rtol=1e-12, atol=1e-12)
+
+
+class InvertedResidual(nn.Module):
+    """MobileNet-v2's block: 1×1 expansion, 3×3 depthwise, 1×1 linear bottleneck, and the skip connection."""
+
+    def __init__(self, channels: int = 4, expansion: int = 3):
+        super().__init__()
+        hidden = channels * expansion
+        self.expand = nn.Sequential(nn.Conv2d(channels, hidden, 1, bias=False), nn.BatchNorm2d(hidden), nn.ReLU6())
+        self.depthwise = nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=1, groups=hidden, bias=False),
+                                       nn.BatchNorm2d(hidden), nn.ReLU6())
+        self.project = nn.Sequential(nn.Conv2d(hidden, channels, 1, bias=False), nn.BatchNorm2d(channels))
+        self.head = nn.Sequential(nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(channels, 3))
+
+    def forward(self, x):
+        return self.head(x + self.project(self.depthwise(self.expand(x))))
+
+
+def test_a_mobilenet_v2_block_with_its_residual_converts_and_explains():
+    torch.manual_seed(5)
+    module = InvertedResidual().double()
+    for sub in module.modules():
+        if isinstance(sub, nn.BatchNorm2d):
+            with torch.no_grad():
+                sub.running_mean.uniform_(-0.2, 0.2)
+                sub.running_var.uniform_(0.5, 1.5)
+    module.eval()
+    graph = from_torch(module, input_shape=(4, 8, 8))
+    assert isinstance(graph["add"], Add) and graph["depthwise.0"].groups == 12
+    folded = lrpcore.canonize(graph)
+    assert not any(isinstance(layer, lrpcore.layers.BatchNorm2d) for layer in folded.layers)
+    assert folded["depthwise.0"].groups == 12
+    x = np.random.default_rng(6).uniform(0, 1, size=(2, 4, 8, 8))
+    np.testing.assert_allclose(folded.forward(x), _forward(module, x), rtol=1e-10, atol=1e-12)
+    explanation = lrpcore.explain(folded, x, composite="epsilon_plus", record=True)
+    add = explanation.trace["add"]
+    np.testing.assert_allclose(add.sum_in, add.sum_out, rtol=1e-5)       # Norm at the Add: ε = 1e-6 only
+    grad = lrpcore.gradient(folded, x, target=1)[0]
+    inputs = torch.from_numpy(x).requires_grad_(True)
+    module(inputs)[:, 1].sum().backward()
+    np.testing.assert_allclose(grad, inputs.grad.numpy(), rtol=1e-9, atol=1e-12)

@@ -20,15 +20,16 @@ from test_rules_reference import RULES, _rule  # noqa: E402
 def main() -> None:
     worst_overall = 0.0
     count = 0
-    print(f"{'rule':26s}" + "".join(f"{kind:>12s}" for kind in LAYER_KINDS))
-    for name in RULES:
+    widths = [max(9, len(name) + 1) for name in RULES]
+    print(f"{'layer kind':24s}" + "".join(f"{name:>{width}s}" for name, width in zip(RULES, widths)))
+    for kind in LAYER_KINDS:
         row = []
-        for kind in LAYER_KINDS:
+        for name, width in zip(RULES, widths):
             worst = assert_rule_matches_reference(_rule(name, kind), kind, seeds=(0, 1, 2), rtol=1e-10)
             worst_overall = max(worst_overall, worst)
             count += 1
-            row.append(f"{worst:12.1e}")
-        print(f"{name:26s}" + "".join(row))
+            row.append(f"{worst:{width}.1e}")
+        print(f"{kind:24s}" + "".join(row))
     print(f"\n{count} rule × layer combinations, each on 3 seeds × 2 input kinds, fast path and explicit "
           f"matrix: largest relative deviation from the loops {worst_overall:.2e}")
 

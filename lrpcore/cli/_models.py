@@ -25,14 +25,16 @@ def torch_architectures() -> list[str]:
 
 def read_model(path: str, config: str | None = None, arch: str | None = None,
                input_shape: tuple[int, ...] | None = None, input_size: int | None = None) -> tuple[Graph, str]:
-    """(model, kind) for the file at ``path``; ``kind`` is "lrpcore", "keras" or "torch"."""
-    from ..io import load, load_keras
+    """(model, kind) for the file at ``path``; ``kind`` is "lrpcore", "keras", "torch" or "toolbox"."""
+    from ..io import load, load_keras, load_toolbox
     from ..io.detect import detect_format
 
     kind = detect_format(path)
+    if kind == "toolbox" and config is None:
+        return load_toolbox(path, input_shape=input_shape), kind
     if kind != "keras" and (config is not None or input_shape is not None):
-        raise ModelFormatError(f"{path}: --config and --input-shape apply to Keras files only; this is a "
-                               f"{kind} file")
+        raise ModelFormatError(f"{path}: --config applies to Keras files, --input-shape to Keras and LRP Toolbox "
+                               f"files only; this is a {kind} file")
     if kind != "torch" and (arch is not None or input_size is not None):
         raise ModelFormatError(f"{path}: --arch and --input-size apply to PyTorch state dicts only; this is a "
                                f"{kind} file")
@@ -60,8 +62,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
                        help="Keras architecture for weights-only files (.weights.h5, legacy weights .h5): "
                             "a JSON file with model.to_json(), or a .keras archive")
     group.add_argument("--input-shape", metavar="N", type=int, nargs="+",
-                       help="Keras input shape without the batch axis, in Keras order (H W C), when the "
-                            "config does not state it")
+                       help="Keras or LRP Toolbox input shape without the batch axis, channels last (H W C), "
+                            "when the file does not state it (Toolbox convolutional models always need it)")
     archs = torch_architectures()
     group.add_argument("--arch", metavar="NAME",
                        help="architecture of a PyTorch state dict (.pt/.pth)"

@@ -1,8 +1,9 @@
-"""``lrpcore convert SRC DST``: Keras or PyTorch model files → lrpcore's HDF5 format.
+"""``lrpcore convert SRC DST``: Keras, PyTorch or LRP Toolbox model files → lrpcore's HDF5 format.
 
 Sources: Keras legacy ``.h5`` (full model; weights-only needs ``--config``), Keras 3
 ``.weights.h5`` with ``--config``, ``.keras`` archives, PyTorch state dicts (``.pt``/``.pth``)
-with ``--arch``, and lrpcore files (to change the dtype or the metadata). The metadata
+with ``--arch``, LRP Toolbox plain-text models (``.txt``; convolutional ones with
+``--input-shape H W D``), and lrpcore files (to change the dtype or the metadata). The metadata
 options set what the source file cannot know (value range, preprocessing, class names).
 DST is never replaced unless ``--overwrite`` is given; it is written to a temporary file
 and renamed, so an interrupted run leaves no partial file.
@@ -21,10 +22,11 @@ from ._models import add_source_arguments, read_model, source_options
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "convert",
-        help="convert a Keras or PyTorch model file to lrpcore's HDF5 format",
+        help="convert a Keras, PyTorch or LRP Toolbox model file to lrpcore's HDF5 format",
         description="Convert SRC to an lrpcore model file DST (format: models/FORMAT.md). SRC is a Keras file "
                     "(.h5 with the architecture, .keras, or .weights.h5 / weights-only .h5 with --config), a "
-                    "PyTorch state dict (.pt/.pth) with --arch, or an lrpcore file. Keras models become NCHW "
+                    "PyTorch state dict (.pt/.pth) with --arch, an LRP Toolbox text model (.txt; pickled .nn files are "
+                    "refused), or an lrpcore file. Keras and Toolbox models become NCHW "
                     "models: kernels and the flatten order are converted exactly, a final softmax is dropped "
                     "(LRP explains logits). The converted model is checked before it is written.",
         epilog="examples:\n"

@@ -121,7 +121,7 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "If the only argument is an input file (.npy, an image or FILE.h5:DATASET) it is "
                              "taken as INPUT for the default model")
     parser.add_argument("input", nargs="?", metavar="INPUT",
-                        help="input: a .npy array (one sample (C, H, W) or a batch (N, C, H, W)), an image "
+                        help="input: a .npy array (one sample (C, H, W) or a batch (N, C, H, W); sequences (C, L)), an image "
                              "(.png/.jpg, size must match the model), or an HDF5 dataset FILE.h5:DATASET/PATH. "
                              "Default: a generated image (shapes models: lrpcore.data.shapes; digits models: "
                              "a test-split digit)")
@@ -179,8 +179,8 @@ def _sample_shape(model: Any) -> tuple[int, ...]:
     if not shape:
         raise ShapeError(f"model {model.metadata.name!r} does not state its input shape (metadata.input_shape); "
                          "lrpcore explain needs it to read inputs")
-    if len(shape) != 3:
-        raise ShapeError(f"lrpcore explain draws heatmaps of image inputs (C, H, W); model "
+    if len(shape) not in (2, 3):
+        raise ShapeError(f"lrpcore explain draws heatmaps of image inputs (C, H, W) and sequences (C, L); model "
                          f"{model.metadata.name!r} takes inputs of shape {tuple(shape)}")
     return tuple(int(size) for size in shape)
 
@@ -421,6 +421,9 @@ def _write_pictures(model: Any, raw_images: numpy.ndarray, inputs: _Inputs, resu
     """One grid picture (``--grid`` with several samples) or one three-panel picture per sample."""
     from ..plot.heatmap import heatmap_grid
 
+    if raw_images.ndim == 3:        # sequences (N, C, L) are drawn as one-channel images of C rows × L positions
+        raw_images = raw_images[:, None]
+        results = dataclasses.replace(results, relevance=results.relevance[:, None])
     metadata = model.metadata
     names = tuple(metadata.class_names or ())
     count = results.logits.shape[0]

@@ -6,7 +6,9 @@ PyTorch's ``torch.save`` files are both zip archives. The content decides:
 - HDF5 whose root attribute ``format`` is ``"lrpcore-model"`` → ``"lrpcore"``;
 - other HDF5 → ``"keras"`` (the Keras reader says precisely if it is not);
 - a zip holding ``config.json`` → ``"keras"``; a zip holding ``*/data.pkl`` → ``"torch"``;
-- a file named ``.pt``/``.pth``/``.bin`` that is neither (old pickle-based ``torch.save``) → ``"torch"``.
+- a file named ``.pt``/``.pth``/``.bin`` that is neither (old pickle-based ``torch.save``) → ``"torch"``;
+- text starting with an LRP Toolbox layer name (``Linear 784 10``...), or a pickled Toolbox ``.nn``
+  file (which :func:`lrpcore.io.load_toolbox` then refuses, naming why) → ``"toolbox"``.
 """
 from __future__ import annotations
 
@@ -21,7 +23,7 @@ from .limits import check_regular_file
 
 __all__ = ["detect_format", "FORMATS"]
 
-FORMATS = ("lrpcore", "keras", "torch")
+FORMATS = ("lrpcore", "keras", "torch", "toolbox")
 _TORCH_SUFFIXES = (".pt", ".pth", ".bin")
 
 
@@ -55,5 +57,9 @@ def detect_format(path: str | os.PathLike) -> str:
             return "torch"
     if path.lower().endswith(_TORCH_SUFFIXES):
         return "torch"
+    from .toolbox import is_toolbox_text
+
+    if path.lower().endswith(".nn") or is_toolbox_text(path):
+        return "toolbox"
     raise ModelFormatError(f"{path}: not a model file lrpcore reads: expected lrpcore or Keras HDF5, a .keras "
-                           "archive, or a PyTorch state dict (.pt/.pth)")
+                           "archive, a PyTorch state dict (.pt/.pth), or an LRP Toolbox text model")

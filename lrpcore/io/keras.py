@@ -3,11 +3,15 @@
 Sequential models become a :class:`~lrpcore.Sequential`; functional models become a
 :class:`~lrpcore.Graph` whose nodes are named after the Keras layers (an activation folded into a
 layer gets its own node, ``conv1/relu``), or a Sequential where their layers form one chain.
-Supported layers: InputLayer, Conv2D, Dense, MaxPooling2D, AveragePooling2D, Flatten,
-BatchNormalization, ReLU (layer, ``Activation("relu")`` or ``activation="relu"``), Dropout, and
-the joins ``Add`` (residual connections) and ``Concatenate``; a final softmax (activation,
-``Activation`` or ``Softmax`` layer) is dropped because LRP explains the logits. Anything else is
-refused with an error naming the layer.
+Supported layers: InputLayer, Conv2D, DepthwiseConv2D, SeparableConv2D (→ a depthwise and a 1×1
+convolution), Dense, MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D and GlobalMaxPooling2D
+(→ an adaptive pool to 1×1 and, unless ``keepdims``, a Flatten: Keras' output shape (N, C)),
+Flatten, Reshape (after a Dense layer), ZeroPadding2D, BatchNormalization, ReLU (also
+``max_value=6`` → ReLU6 and ``negative_slope`` → LeakyReLU), LeakyReLU, ELU, Dropout, the
+activations relu, relu6, tanh, sigmoid, silu/swish, gelu, elu, leaky_relu (as layers,
+``Activation(...)`` or ``activation=...``), Identity (left out), and the joins ``Add`` (residual
+connections) and ``Concatenate``; a final softmax (activation, ``Activation`` or ``Softmax`` layer)
+is dropped because LRP explains the logits. Anything else is refused with an error naming the layer.
 
 Two layout differences are converted exactly:
 
@@ -36,8 +40,9 @@ import numpy
 
 from ..errors import ModelFormatError
 from ..graph import INPUT, Graph, GraphError, Node
-from ..layers import (Add, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv2d, Dense, Dropout, Flatten, Layer,
-                      MaxPool2d, ReLU)
+from ..layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgPool2d, BatchNorm1d, BatchNorm2d,
+                      Concat, Conv2d, Dense, Dropout, Flatten, Layer, LeakyReLU, MaxPool2d, ReLU, ReLU6, Reshape,
+                      Sigmoid, SiLU, Tanh, ZeroPad2d)
 from ..metadata import ModelMetadata
 from ..model import Sequential
 from .keras_weights import KerasFile, parse_config, snake_case
@@ -51,9 +56,15 @@ _READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexErr
                 UnicodeError, OverflowError, EOFError, zipfile.BadZipFile)
 
 #: Keras class names this converter understands (aliases of older Keras versions included).
-SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "Convolution2D", "Dense", "MaxPooling2D", "MaxPool2D",
-                    "AveragePooling2D", "AvgPool2D", "Flatten", "BatchNormalization", "ReLU", "Activation",
-                    "Softmax", "Dropout", "Add", "Concatenate")
+SUPPORTED_LAYERS = ("InputLayer", "Conv2D", "Convolution2D", "DepthwiseConv2D", "SeparableConv2D",
+                    "SeparableConvolution2D", "Dense", "MaxPooling2D", "MaxPool2D", "AveragePooling2D", "AvgPool2D",
+                    "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D", "GlobalMaxPool2D", "Flatten",
+                    "Reshape", "ZeroPadding2D", "BatchNormalization", "ReLU", "LeakyReLU", "ELU", "Activation",
+                    "Softmax", "Dropout", "Identity", "Add", "Concatenate")
+
+#: Keras activation names → lrpcore layers (Keras' own defaults: leaky_relu slope 0.2, elu α 1, exact gelu).
+ACTIVATIONS = {"relu": ReLU, "relu6": ReLU6, "tanh": Tanh, "sigmoid": Sigmoid, "silu": SiLU, "swish": SiLU,
+               "gelu": GELU, "elu": ELU, "leaky_relu": lambda: LeakyReLU(0.2)}
 
 
 @dataclasses.dataclass
@@ -176,14 +187,15 @@ class _Converter:
         name = "linear" if name is None else str(name).lower()
         if name == "linear":
             return
-        if name == "relu":
-            self.layers.append(ReLU())
+        if name in ACTIVATIONS:
+            self.layers.append(ACTIVATIONS[name]())
             return
         if name == "softmax" and is_last:
             self.notes.append(f"dropped the final softmax of {spec.where}: lrpcore explains the logits")
             return
-        raise self.fail(spec, f"activation {name!r} is not supported (only 'relu', 'linear', and 'softmax' "
-                              "on the last layer)")
+        known = ", ".join(map(repr, ACTIVATIONS))
+        raise self.fail(spec, f"activation {name!r} is not supported (only 'linear', {known}, and 'softmax' on "
+                              "the last layer)")
 
     def apply_permutation(self, values: numpy.ndarray, axis: int) -> numpy.ndarray:
         """Reorder Keras' flattened features into lrpcore's order along ``axis``."""
@@ -194,17 +206,12 @@ class _Converter:
         config = spec.config
         self.check_format(spec)
         height, width, channels = self.image_shape(spec)
-        kernel = self.integers(spec, "kernel_size", config.get("kernel_size", ()), pair=True)
-        strides = self.integers(spec, "strides", config.get("strides", (1, 1)), pair=True)
-        dilation = self.integers(spec, "dilation_rate", config.get("dilation_rate", 1), pair=True)
-        groups = self.integers(spec, "groups", config.get("groups", 1))
-        if len(kernel) != 2 or len(strides) != 2:
-            raise self.fail(spec, f"kernel_size {kernel} and strides {strides} must be pairs")
-        if dilation != (1, 1) or groups != (1,):
-            raise self.fail(spec, f"dilation_rate {dilation} / groups {config.get('groups')} are not supported "
-                                  "(only 1)")
-        filters, = self.integers(spec, "filters", config.get("filters"))
-        expected = [("kernel", (*kernel, channels, filters))]
+        kernel, strides = self._geometry(spec)
+        (groups,) = self.integers(spec, "groups", config.get("groups", 1))
+        (filters,) = self.integers(spec, "filters", config.get("filters"))
+        if groups < 1 or channels % groups or filters % groups:
+            raise self.fail(spec, f"groups {groups} must divide the {channels} input channels and {filters} filters")
+        expected = [("kernel", (*kernel, channels // groups, filters))]
         if config.get("use_bias", True):
             expected.append(("bias", (filters,)))
         arrays = self.weights(spec, expected)
@@ -212,11 +219,132 @@ class _Converter:
                    self.window(spec, width, kernel[1], strides[1], "width", True))
         weight = numpy.ascontiguousarray(numpy.transpose(arrays[0], (3, 2, 0, 1)))
         bias = arrays[1] if len(arrays) > 1 else numpy.zeros((filters,), dtype=weight.dtype)
-        layer = Conv2d(weight, bias, stride=strides, padding=padding)
+        layer = Conv2d(weight, bias, stride=strides, padding=padding, groups=groups)
         self.layers.append(layer)
         _, out_h, out_w = layer.output_shape((channels, height, width))
         self.set_image_shape(out_h, out_w, filters)
         self.activation(spec, config.get("activation"), is_last)
+
+    def _geometry(self, spec: _LayerSpec) -> tuple[tuple[int, int], tuple[int, int]]:
+        """(kernel, strides) of a convolution; dilation must be 1."""
+        config = spec.config
+        kernel = self.integers(spec, "kernel_size", config.get("kernel_size", ()), pair=True)
+        strides = self.integers(spec, "strides", config.get("strides", (1, 1)), pair=True)
+        dilation = self.integers(spec, "dilation_rate", config.get("dilation_rate", 1), pair=True)
+        if len(kernel) != 2 or len(strides) != 2:
+            raise self.fail(spec, f"kernel_size {kernel} and strides {strides} must be pairs")
+        if dilation != (1, 1):
+            raise self.fail(spec, f"dilation_rate {dilation} is not supported (only 1)")
+        return kernel, strides  # type: ignore[return-value]
+
+    def _kernel_name(self, spec: _LayerSpec, keras3: str, legacy: str) -> str:
+        """The short name of a layer's first array: Keras 3 and Keras 2 name some differently."""
+        found = self.source.arrays(spec.name, spec.path_name, spec.where)
+        return legacy if found and found[0][0] == legacy else keras3
+
+    def _depthwise_layer(self, spec: _LayerSpec, kernel_array: numpy.ndarray, bias: numpy.ndarray | None,
+                         strides: tuple[int, int], padding: tuple[int, int]) -> Conv2d:
+        """Keras' depthwise kernel (kh, kw, C, m) as a Conv2d with groups = C: output c·m + t is input c's
+        t-th filter, TensorFlow's channel order (``depthwise_conv2d``)."""
+        kernel_h, kernel_w, channels, multiplier = kernel_array.shape
+        weight = numpy.transpose(kernel_array, (2, 3, 0, 1)).reshape(channels * multiplier, 1, kernel_h, kernel_w)
+        return Conv2d(numpy.ascontiguousarray(weight), bias, stride=strides, padding=padding, groups=channels)
+
+    def depthwise(self, spec: _LayerSpec, is_last: bool) -> None:
+        config = spec.config
+        self.check_format(spec)
+        height, width, channels = self.image_shape(spec)
+        kernel, strides = self._geometry(spec)
+        (multiplier,) = self.integers(spec, "depth_multiplier", config.get("depth_multiplier", 1))
+        expected = [(self._kernel_name(spec, "kernel", "depthwise_kernel"), (*kernel, channels, multiplier))]
+        if config.get("use_bias", True):
+            expected.append(("bias", (channels * multiplier,)))
+        arrays = self.weights(spec, expected)
+        padding = (self.window(spec, height, kernel[0], strides[0], "height", True),
+                   self.window(spec, width, kernel[1], strides[1], "width", True))
+        layer = self._depthwise_layer(spec, arrays[0], arrays[1] if len(arrays) > 1 else None, strides, padding)
+        self.layers.append(layer)
+        _, out_h, out_w = layer.output_shape((channels, height, width))
+        self.set_image_shape(out_h, out_w, channels * multiplier)
+        self.activation(spec, config.get("activation"), is_last)
+
+    def separable(self, spec: _LayerSpec, is_last: bool) -> None:
+        """SeparableConv2D: a depthwise convolution (no bias) then a 1×1 convolution with the bias."""
+        config = spec.config
+        self.check_format(spec)
+        height, width, channels = self.image_shape(spec)
+        kernel, strides = self._geometry(spec)
+        (multiplier,) = self.integers(spec, "depth_multiplier", config.get("depth_multiplier", 1))
+        (filters,) = self.integers(spec, "filters", config.get("filters"))
+        expected = [("depthwise_kernel", (*kernel, channels, multiplier)),
+                    ("pointwise_kernel", (1, 1, channels * multiplier, filters))]
+        if config.get("use_bias", True):
+            expected.append(("bias", (filters,)))
+        arrays = self.weights(spec, expected)
+        padding = (self.window(spec, height, kernel[0], strides[0], "height", True),
+                   self.window(spec, width, kernel[1], strides[1], "width", True))
+        depthwise = self._depthwise_layer(spec, arrays[0], None, strides, padding)
+        pointwise = numpy.ascontiguousarray(numpy.transpose(arrays[1], (3, 2, 0, 1)))
+        bias = arrays[2] if len(arrays) > 2 else None
+        self.layers += [depthwise, Conv2d(pointwise, bias)]
+        _, out_h, out_w = depthwise.output_shape((channels, height, width))
+        self.set_image_shape(out_h, out_w, filters)
+        self.activation(spec, config.get("activation"), is_last)
+
+    def global_pooling(self, spec: _LayerSpec, layer_type: type) -> None:
+        """Global pooling: an adaptive pool to 1×1, and a Flatten unless ``keepdims`` (Keras' (N, C) output)."""
+        self.check_format(spec)
+        _, _, channels = self.image_shape(spec)
+        self.weights(spec, [])
+        self.layers.append(layer_type(1))
+        if spec.config.get("keepdims", False):
+            self.set_image_shape(1, 1, channels)
+        else:
+            self.layers.append(Flatten())
+            self.shape = (channels,)
+
+    def zero_padding(self, spec: _LayerSpec) -> None:
+        self.check_format(spec)
+        height, width, channels = self.image_shape(spec)
+        self.weights(spec, [])
+        value = spec.config.get("padding", 1)
+        if isinstance(value, int) and not isinstance(value, bool):
+            pairs = ((value, value), (value, value))
+        elif isinstance(value, (list, tuple)):
+            pairs = tuple(self.integers(spec, "padding", item, pair=True) for item in value)
+        else:
+            raise self.fail(spec, f"padding {value!r} must be an int, a pair or ((top, bottom), (left, right))")
+        if len(pairs) != 2 or any(len(pair) != 2 for pair in pairs):
+            raise self.fail(spec, f"padding {value!r} must be an int, a pair or ((top, bottom), (left, right))")
+        (top, bottom), (left, right) = pairs
+        self.layers.append(ZeroPad2d((left, right, top, bottom)))
+        self.set_image_shape(height + top + bottom, width + left + right, channels)
+
+    def reshape(self, spec: _LayerSpec) -> None:
+        """Reshape of flat features. To an image (H, W, C): Keras reads the features in (H, W, C) order,
+        lrpcore in (C, H, W), so the Dense layer that produced them gets its outputs reordered (rows of its
+        weight and entries of its bias; element-wise layers in between keep the order) and the model
+        reshapes to (C, H, W). Refused after any other layer."""
+        self.weights(spec, [])
+        target = self.integers(spec, "target_shape", spec.config.get("target_shape", ()))
+        if self.shape is None or len(self.shape) != 1:
+            raise self.fail(spec, f"receives shape {self.shape}; only flat features (after Dense) are reshaped")
+        if math.prod(target) != self.shape[0] or not target:
+            raise self.fail(spec, f"target_shape {target} does not hold the {self.shape[0]} features")
+        if len(target) == 1:
+            return
+        if len(target) != 3 or self.data_format != "channels_last":
+            raise self.fail(spec, f"target_shape {target}: only images (H, W, C) channels-last are supported")
+        height, width, channels = target
+        keras_index = numpy.arange(height * width * channels).reshape(height, width, channels)
+        order = numpy.transpose(keras_index, (2, 0, 1)).ravel()     # lrpcore feature i = Keras feature order[i]
+        position = self._producer(spec)
+        layer = self.nodes[position].layer
+        self.nodes[position] = Node(self.nodes[position].name,
+                                    Dense(numpy.ascontiguousarray(layer.weight[order]), layer.bias[order]),
+                                    self.nodes[position].inputs)
+        self.layers.append(Reshape((channels, height, width)))
+        self.set_image_shape(height, width, channels)
 
     def dense(self, spec: _LayerSpec, is_last: bool) -> None:
         config = spec.config
@@ -243,10 +371,11 @@ class _Converter:
         pool = self.integers(spec, "pool_size", config.get("pool_size", 2), pair=True)
         strides = self.integers(spec, "strides", config.get("strides") or pool, pair=True)
         self.weights(spec, [])
-        is_max = layer_type is MaxPool2d
-        padding = (self.window(spec, height, pool[0], strides[0], "height", is_max),
-                   self.window(spec, width, pool[1], strides[1], "width", is_max))
-        layer = layer_type(pool, stride=strides, padding=padding)
+        padding = (self.window(spec, height, pool[0], strides[0], "height", True),
+                   self.window(spec, width, pool[1], strides[1], "width", True))
+        # Keras leaves padded cells out of an average
+        extra = {} if layer_type is MaxPool2d else {"count_include_pad": False}
+        layer = layer_type(pool, stride=strides, padding=padding, **extra)
         self.layers.append(layer)
         _, out_h, out_w = layer.output_shape((channels, height, width))
         if out_h < 1 or out_w < 1:
@@ -302,18 +431,43 @@ class _Converter:
     def relu(self, spec: _LayerSpec) -> None:
         config = spec.config
         self.weights(spec, [])
-        settings = {"max_value": config.get("max_value"), "negative_slope": float(config.get("negative_slope") or 0),
+        maximum = config.get("max_value")
+        settings = {"max_value": None if maximum is None else float(maximum),
+                    "negative_slope": float(config.get("negative_slope") or 0),
                     "threshold": float(config.get("threshold") or 0)}
-        if settings != {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}:
-            raise self.fail(spec, f"ReLU with {settings} is not a plain ReLU (max_value=None, negative_slope=0, "
-                                  "threshold=0)")
-        self.layers.append(ReLU())
+        if settings == {"max_value": None, "negative_slope": 0.0, "threshold": 0.0}:
+            self.layers.append(ReLU())
+        elif settings == {"max_value": 6.0, "negative_slope": 0.0, "threshold": 0.0}:
+            self.layers.append(ReLU6())
+        elif settings["max_value"] is None and settings["threshold"] == 0.0:
+            self.layers.append(LeakyReLU(settings["negative_slope"]))
+        else:
+            raise self.fail(spec, f"ReLU with {settings} is not supported (a plain ReLU, max_value=6 as ReLU6, "
+                                  "or negative_slope alone as LeakyReLU)")
 
     def layer(self, spec: _LayerSpec, is_last: bool) -> None:
         """Append the lrpcore layers of one single-input Keras layer to ``self.layers``, updating the shape."""
         kind = spec.class_name
         if kind in ("Conv2D", "Convolution2D"):
             self.conv2d(spec, is_last)
+        elif kind == "DepthwiseConv2D":
+            self.depthwise(spec, is_last)
+        elif kind in ("SeparableConv2D", "SeparableConvolution2D"):
+            self.separable(spec, is_last)
+        elif kind in ("GlobalAveragePooling2D", "GlobalAvgPool2D"):
+            self.global_pooling(spec, AdaptiveAvgPool2d)
+        elif kind in ("GlobalMaxPooling2D", "GlobalMaxPool2D"):
+            self.global_pooling(spec, AdaptiveMaxPool2d)
+        elif kind == "ZeroPadding2D":
+            self.zero_padding(spec)
+        elif kind == "Reshape":
+            self.reshape(spec)
+        elif kind == "LeakyReLU":
+            self.weights(spec, [])
+            self.layers.append(LeakyReLU(float(spec.config.get("negative_slope", spec.config.get("alpha", 0.3)))))
+        elif kind == "ELU":
+            self.weights(spec, [])
+            self.layers.append(ELU(float(spec.config.get("alpha", 1.0))))
         elif kind == "Dense":
             self.dense(spec, is_last)
         elif kind in ("MaxPooling2D", "MaxPool2D"):
@@ -332,12 +486,34 @@ class _Converter:
         elif kind == "Softmax":
             self.weights(spec, [])
             self.activation(spec, "softmax", is_last)
+        elif kind == "Identity":
+            self.weights(spec, [])
         elif kind == "Dropout":
             self.weights(spec, [])
             self.layers.append(Dropout(float(spec.config.get("rate", 0.5))))
         else:
             raise self.fail(spec, f"layer type {kind!r} is not supported; supported: "
                                   f"{', '.join(SUPPORTED_LAYERS)}")
+
+    def _producer(self, spec: _LayerSpec) -> int:
+        """Position in ``self.nodes`` of the Dense layer whose outputs reach ``spec`` through element-wise layers
+        only, each read by nothing else (so its outputs can be reordered); an error naming the obstacle."""
+        elementwise = (ReLU, ReLU6, Tanh, Sigmoid, SiLU, GELU, ELU, LeakyReLU, Dropout)
+        name = self.source_name
+        while name != INPUT:
+            position = next(index for index, node in enumerate(self.nodes) if node.name == name)
+            node = self.nodes[position]
+            readers = [other.name for other in self.nodes if name in other.inputs]
+            if len(readers) > 1:
+                raise self.fail(spec, f"the features of {name!r} are also read by {readers}; they cannot be "
+                                      "reordered to lrpcore's (C, H, W) for this Reshape alone")
+            if isinstance(node.layer, Dense):
+                return position
+            if not isinstance(node.layer, elementwise):
+                raise self.fail(spec, f"the features come from {node.layer.describe()}, not from a Dense layer "
+                                      "whose outputs could be reordered to lrpcore's (C, H, W)")
+            name = node.inputs[0]
+        raise self.fail(spec, "no Dense layer before it whose outputs could be reordered to (C, H, W)")
 
     # --- graphs ------------------------------------------------------------------------------------
     def merge(self, spec: _LayerSpec, sources: list["_Tensor"]) -> tuple[Layer, "_Tensor"]:
@@ -385,6 +561,7 @@ class _Converter:
         """The lrpcore nodes of the Keras layers (each layer's inputs followed as recorded) and the output."""
         tensors: dict[str, _Tensor] = {_INPUT: _Tensor(INPUT, self.shape, None)}
         nodes: list[Node] = []
+        self.nodes = nodes                      # the nodes so far (a Reshape may reorder an earlier Dense)
         output = self.output_layer or (self.specs[-1].name if self.specs else None)
         for spec in self.specs:
             if spec.class_name == "InputLayer":
@@ -403,6 +580,7 @@ class _Converter:
             if len(sources) != 1:
                 raise self.fail(spec, f"takes {len(sources)} inputs; only Add and Concatenate join tensors")
             self.shape, self.permutation, self.layers = sources[0].shape, sources[0].permutation, []
+            self.source_name = sources[0].name
             self.layer(spec, spec.name == output)
             previous = sources[0].name
             for index, layer in enumerate(self.layers):

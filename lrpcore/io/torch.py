@@ -35,18 +35,21 @@ import numpy
 from ..backend import to_numpy
 from ..errors import LRPError, ModelFormatError
 from ..graph import Graph, Node
-from ..layers import (Add, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv2d, Dense, Dropout, Flatten, Layer,
-                      MaxPool2d, ReLU)
+from ..layers import (ELU, GELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveMaxPool1d, AdaptiveMaxPool2d, Add,
+                      AvgPool1d, AvgPool2d, BatchNorm1d, BatchNorm2d, BatchNormLinear, Concat, Conv1d, Conv2d, Dense,
+                      Dropout, Flatten, Identity, Layer, LeakyReLU, LocalResponseNorm, MaxPool1d, MaxPool2d, ReLU,
+                      ReLU6, Reshape, Sigmoid, SiLU, SumPool2d, Tanh, ZeroPad1d, ZeroPad2d)
 from ..metadata import ModelMetadata
 from ..model import Sequential
 
 __all__ = ["from_torch", "to_torch", "state_dict_to_model", "load_state_dict"]
 
 _SUPPORTED = ("x + y / torch.add (Add), torch.cat (Concat), torch.flatten(x, 1) and x.view(x.size(0), -1) (Flatten), "
-              "F.relu / torch.relu, and the modules Linear, Conv2d (groups=1, dilation=1, zero padding), ReLU, "
-              "MaxPool2d, AvgPool2d, Flatten, "
-              "BatchNorm1d/2d, Dropout, Identity, AdaptiveAvgPool2d (identity or exact average pool), "
-              "nested in any module whose forward torch.fx can trace (nn.Sequential, VGG, ResNet blocks)")
+              "F.relu / torch.relu, and the modules Linear, Conv1d/Conv2d (any groups, dilation=1, zero padding), "
+              "ReLU, ReLU6, Tanh, Sigmoid, LeakyReLU, ELU, GELU, SiLU, MaxPool1d/2d, AvgPool1d/2d (ceil_mode, "
+              "count_include_pad), AdaptiveAvgPool1d/2d, AdaptiveMaxPool1d/2d, Flatten, Unflatten, ZeroPad1d/2d, "
+              "BatchNorm1d/2d, LocalResponseNorm, Dropout, Identity, a final Softmax (dropped), nested in any module "
+              "whose forward torch.fx can trace (nn.Sequential, VGG, ResNet blocks)")
 
 
 def _import_torch() -> Any:
@@ -77,63 +80,90 @@ def _unsupported(path: str, module: Any, why: str = "") -> ModelFormatError:
 
 
 # --- one module → one lrpcore layer -------------------------------------------------------------
-def _convert_conv(path: str, module: Any, dtype: Any) -> Layer:
-    if module.groups != 1:
-        raise _unsupported(path, module, f"groups={module.groups} (only groups=1)")
-    if _pair(module.dilation) != (1, 1):
-        raise _unsupported(path, module, f"dilation={module.dilation} (only 1)")
-    if module.padding_mode != "zeros":
-        raise _unsupported(path, module, f"padding_mode={module.padding_mode!r} (only 'zeros')")
+def _conv_padding(path: str, module: Any, kernel: tuple[int, ...]) -> tuple[int, ...]:
+    """The symmetric padding of a torch convolution ('valid', 'same' with odd kernels, or numbers)."""
     padding = module.padding
     if isinstance(padding, str):
         if padding == "valid":
-            padding = (0, 0)
-        else:   # "same": stride 1 only (PyTorch's rule); symmetric only for odd kernels
-            kernel = _pair(module.kernel_size)
-            if any(k % 2 == 0 for k in kernel):
-                raise _unsupported(path, module, "padding='same' with an even kernel pads asymmetrically")
-            padding = (kernel[0] // 2, kernel[1] // 2)
+            return (0,) * len(kernel)
+        # "same": stride 1 only (PyTorch's rule); symmetric only for odd kernels
+        if any(k % 2 == 0 for k in kernel):
+            raise _unsupported(path, module, "padding='same' with an even kernel pads asymmetrically")
+        return tuple(k // 2 for k in kernel)
+    return tuple(int(p) for p in padding)
+
+
+def _convert_conv(path: str, module: Any, dtype: Any, nn: Any) -> Layer:
+    one_d = isinstance(module, nn.Conv1d)
+    kernel = tuple(int(k) for k in module.kernel_size)
+    if any(int(d) != 1 for d in module.dilation):
+        raise _unsupported(path, module, f"dilation={module.dilation} (only 1)")
+    if module.padding_mode != "zeros":
+        raise _unsupported(path, module, f"padding_mode={module.padding_mode!r} (only 'zeros')")
+    padding = _conv_padding(path, module, kernel)
     bias = _array(module.bias, dtype) if module.bias is not None else None
-    return Conv2d(_array(module.weight, dtype), bias, stride=_pair(module.stride), padding=_pair(padding))
+    weight = _array(module.weight, dtype)
+    if one_d:
+        return Conv1d(weight, bias, stride=int(module.stride[0]), padding=padding[0], groups=int(module.groups))
+    return Conv2d(weight, bias, stride=_pair(module.stride), padding=padding, groups=int(module.groups))
 
 
 def _convert_pool(path: str, module: Any, nn: Any) -> Layer:
-    if getattr(module, "ceil_mode", False):
-        raise _unsupported(path, module, "ceil_mode=True (only floor mode)")
-    stride = module.stride if module.stride is not None else module.kernel_size
-    if isinstance(module, nn.MaxPool2d):
-        if _pair(module.dilation) != (1, 1):
+    one_d = isinstance(module, (nn.MaxPool1d, nn.AvgPool1d))
+    single = (lambda value: int(value[0]) if isinstance(value, (tuple, list)) else int(value))
+    shape = single if one_d else _pair
+    kernel = shape(module.kernel_size)
+    stride = shape(module.stride if module.stride is not None else module.kernel_size)
+    padding = shape(module.padding)
+    ceil_mode = bool(module.ceil_mode)
+    if isinstance(module, (nn.MaxPool1d, nn.MaxPool2d)):
+        if shape(module.dilation) != shape(1):
             raise _unsupported(path, module, f"dilation={module.dilation} (only 1)")
         if module.return_indices:
             raise _unsupported(path, module, "return_indices=True")
-        return MaxPool2d(_pair(module.kernel_size), _pair(stride), _pair(module.padding))
-    if module.divisor_override is not None:
+        return (MaxPool1d if one_d else MaxPool2d)(kernel, stride, padding, ceil_mode=ceil_mode)
+    if getattr(module, "divisor_override", None) is not None:
         raise _unsupported(path, module, "divisor_override is set")
-    padding = _pair(module.padding)
-    if padding != (0, 0) and not module.count_include_pad:
-        raise _unsupported(path, module, "count_include_pad=False with padding (lrpcore counts zero padding)")
-    return AvgPool2d(_pair(module.kernel_size), _pair(stride), padding)
+    kind = AvgPool1d if one_d else AvgPool2d
+    return kind(kernel, stride, padding, ceil_mode=ceil_mode, count_include_pad=bool(module.count_include_pad))
 
 
-def _convert_adaptive(path: str, module: Any, shape: tuple[int, ...] | None) -> Layer | None:
-    if shape is None:
-        raise _unsupported(path, module, "its window depends on the input size; pass input_shape=(C, H, W)")
-    if len(shape) != 3:
-        raise _unsupported(path, module, f"it needs a (C, H, W) input, but receives per-sample shape {shape}")
-    _, height, width = shape
+def _adaptive_size(path: str, module: Any, shape: tuple[int, ...] | None, rank: int) -> tuple[int, ...]:
+    """The output size of an adaptive pool, with None ('keep this axis') resolved from ``shape``."""
     wanted = module.output_size
-    if isinstance(wanted, int):
-        wanted = (wanted, wanted)
-    # None in output_size keeps that input dimension
-    out_h, out_w = (int(size) if size is not None else full for size, full in zip(wanted, (height, width)))
-    if (out_h, out_w) == (height, width):
-        return None     # the identity: left out, so layer indices follow the network as computed
-    if height % out_h == 0 and width % out_w == 0:
-        kernel = (height // out_h, width // out_w)
-        return AvgPool2d(kernel, kernel, 0)
-    raise _unsupported(path, module, f"it maps {height}×{width} to {out_h}×{out_w}, which is not one average "
-                                     "pool with a fixed window (input size must equal or be a multiple of the "
-                                     "output size)")
+    wanted = (wanted,) * rank if isinstance(wanted, int) or wanted is None else tuple(wanted)
+    if any(size is None for size in wanted):
+        if shape is None:
+            raise _unsupported(path, module, f"output_size {module.output_size} keeps an input axis (None); "
+                                             "pass input_shape so that its size is known")
+        wanted = tuple(full if size is None else size for size, full in zip(wanted, shape[-rank:]))
+    return tuple(int(size) for size in wanted)
+
+
+def _convert_adaptive(path: str, module: Any, shape: tuple[int, ...] | None, nn: Any) -> Layer | None:
+    """Adaptive pools. With a known input shape, one whose output equals its input is the identity (left
+    out, so layer indices follow the network as computed) and an average pool whose input is a multiple
+    of its output becomes the equal ``AvgPool2d``; every other one becomes the adaptive layer, which
+    computes PyTorch's uneven windows for any input size."""
+    one_d = isinstance(module, (nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d))
+    rank = 1 if one_d else 2
+    if getattr(module, "return_indices", False):
+        raise _unsupported(path, module, "return_indices=True")
+    if shape is not None and len(shape) != rank + 1:
+        raise _unsupported(path, module, f"it needs a ({'C, L' if one_d else 'C, H, W'}) input, but receives "
+                                         f"per-sample shape {shape}")
+    size = _adaptive_size(path, module, shape, rank)
+    is_max = isinstance(module, (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d))
+    if shape is not None:
+        spatial = tuple(shape[1:])
+        if size == spatial:
+            return None
+        if not one_d and not is_max and all(n % o == 0 for n, o in zip(spatial, size)):
+            kernel = tuple(n // o for n, o in zip(spatial, size))
+            return AvgPool2d(kernel, kernel, 0)
+    if one_d:
+        return (AdaptiveMaxPool1d if is_max else AdaptiveAvgPool1d)(size[0])
+    return (AdaptiveMaxPool2d if is_max else AdaptiveAvgPool2d)(size)
 
 
 def _convert_batchnorm(path: str, module: Any, dtype: Any, nn: Any) -> Layer:
@@ -145,31 +175,118 @@ def _convert_batchnorm(path: str, module: Any, dtype: Any, nn: Any) -> Layer:
     return kind(_array(module.running_mean, dtype), _array(module.running_var, dtype), weight, bias, module.eps)
 
 
-def _convert(path: str, module: Any, dtype: Any, shape: tuple[int, ...] | None, nn: Any) -> Layer | None:
-    """The lrpcore layer computing what ``module`` computes at inference, or None for the identity."""
-    if isinstance(module, nn.Linear):
-        bias = _array(module.bias, dtype) if module.bias is not None else None
-        return Dense(_array(module.weight, dtype), bias)
-    if isinstance(module, nn.Conv2d):
-        return _convert_conv(path, module, dtype)
+def _convert_activation(path: str, module: Any, nn: Any) -> Layer | None:
+    """Element-wise activations; None when ``module`` is not one."""
     if isinstance(module, nn.ReLU):
         return ReLU()
-    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
-        return _convert_pool(path, module, nn)
-    if isinstance(module, nn.AdaptiveAvgPool2d):
-        return _convert_adaptive(path, module, shape)
+    if isinstance(module, nn.ReLU6):
+        return ReLU6()
+    if isinstance(module, nn.Hardtanh):
+        if (float(module.min_val), float(module.max_val)) != (0.0, 6.0):
+            raise _unsupported(path, module, f"Hardtanh({module.min_val}, {module.max_val}) (only (0, 6), ReLU6)")
+        return ReLU6()
+    if isinstance(module, nn.Tanh):
+        return Tanh()
+    if isinstance(module, nn.Sigmoid):
+        return Sigmoid()
+    if isinstance(module, nn.LeakyReLU):
+        return LeakyReLU(float(module.negative_slope))
+    if isinstance(module, nn.ELU):
+        return ELU(float(module.alpha))
+    if isinstance(module, nn.GELU):
+        return GELU(module.approximate)
+    if isinstance(module, nn.SiLU):
+        return SiLU()
+    return None
+
+
+def _convert_shape(path: str, module: Any, shape: tuple[int, ...] | None, nn: Any) -> Layer | None:
+    """Flatten, Unflatten and zero padding; None when ``module`` is none of them."""
     if isinstance(module, nn.Flatten):
         if module.start_dim != 1 or module.end_dim != -1:
             raise _unsupported(path, module, f"start_dim={module.start_dim}, end_dim={module.end_dim} "
                                              "(only 1 and -1: keep the batch axis, flatten the rest)")
         return Flatten()
+    if isinstance(module, nn.Unflatten):
+        dim, sizes = int(module.dim), tuple(int(size) for size in module.unflattened_size)
+        if shape is not None:
+            axis = dim - 1 if dim > 0 else len(shape) + dim
+            if not 0 <= axis < len(shape):
+                raise _unsupported(path, module, f"dim={dim} is not an axis of the per-sample shape {shape}")
+            return Reshape(tuple(shape[:axis]) + sizes + tuple(shape[axis + 1:]))
+        if dim != 1:
+            raise _unsupported(path, module, f"dim={dim}: without input_shape only dim=1 (unflatten the "
+                                             "features of a flat input) converts; pass input_shape")
+        return Reshape(sizes)       # its forward refuses an input that is not (N, prod(sizes))
+    if isinstance(module, (nn.ZeroPad2d, nn.ZeroPad1d, nn.ConstantPad2d, nn.ConstantPad1d)):
+        if float(module.value) != 0.0:
+            raise _unsupported(path, module, f"value={module.value} (only zero padding)")
+        one_d = isinstance(module, (nn.ZeroPad1d, nn.ConstantPad1d))
+        padding = tuple(int(p) for p in module.padding)
+        if any(p < 0 for p in padding):
+            raise _unsupported(path, module, f"negative padding {padding} (cropping)")
+        return ZeroPad1d(padding) if one_d else ZeroPad2d(padding)
+    return None
+
+
+class _Softmax(Layer):
+    """A softmax met while converting: dropped when it is the last module (LRP explains logits), refused elsewhere."""
+
+    def __init__(self, path: str, module: Any):
+        self.path, self.module = path, module
+
+    def forward(self, x: Any) -> Any:     # pragma: no cover - never part of a returned model
+        raise ModelFormatError("a softmax is only dropped as the last module")
+
+
+def _convert(path: str, module: Any, dtype: Any, shape: tuple[int, ...] | None, nn: Any) -> Layer | None:
+    """The lrpcore layer computing what ``module`` computes at inference, or None for the identity."""
+    if isinstance(module, nn.Linear):
+        bias = _array(module.bias, dtype) if module.bias is not None else None
+        return Dense(_array(module.weight, dtype), bias)
+    if isinstance(module, (nn.Conv2d, nn.Conv1d)):
+        return _convert_conv(path, module, dtype, nn)
+    activation = _convert_activation(path, module, nn)
+    if activation is not None:
+        return activation
+    if isinstance(module, (nn.MaxPool2d, nn.AvgPool2d, nn.MaxPool1d, nn.AvgPool1d)):
+        return _convert_pool(path, module, nn)
+    if isinstance(module, (nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.AdaptiveAvgPool1d, nn.AdaptiveMaxPool1d)):
+        return _convert_adaptive(path, module, shape, nn)
+    reshaped = _convert_shape(path, module, shape, nn)
+    if reshaped is not None:
+        return reshaped
     if isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
         return _convert_batchnorm(path, module, dtype, nn)
+    if isinstance(module, nn.LocalResponseNorm):
+        return LocalResponseNorm(int(module.size), float(module.alpha), float(module.beta), float(module.k))
     if isinstance(module, (nn.Dropout, nn.Dropout1d, nn.Dropout2d)):
         return Dropout(module.p)
     if isinstance(module, nn.Identity):
         return None
+    if isinstance(module, (nn.Softmax, nn.LogSoftmax)):
+        if module.dim not in (1, -1, None):
+            raise _unsupported(path, module, f"dim={module.dim} (a final softmax over the classes, dim=1, is "
+                                             "dropped; no other softmax converts)")
+        return _Softmax(path, module)
     raise _unsupported(path, module)
+
+
+def _drop_final_softmax(layers: list[Layer]) -> str:
+    """Remove a softmax that is the last layer (LRP explains the logits); refuse one anywhere else.
+    Returns the note to keep in the metadata ('' when there was none)."""
+    for index, layer in enumerate(layers):
+        if isinstance(layer, _Softmax) and index != len(layers) - 1:
+            raise _unsupported(layer.path, layer.module, "a softmax that is not the last module changes what "
+                                                         "the following layers see; only a final one is dropped")
+    if layers and isinstance(layers[-1], _Softmax):
+        last = layers.pop()
+        return (f"dropped the final {type(last.module).__name__} of module '{last.path}': lrpcore explains the "
+                "logits")
+    return ""
+
+
+_CHANNELS_FIRST = (Conv2d, Conv1d, LocalResponseNorm)
 
 
 def _next_shape(path: str, module: Any, layer: Layer, shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -179,11 +296,24 @@ def _next_shape(path: str, module: Any, layer: Layer, shape: tuple[int, ...]) ->
         expected = f"({layer.in_features},)"
     elif isinstance(layer, Conv2d) and (len(shape) != 3 or shape[0] != layer.in_channels):
         expected = f"({layer.in_channels}, H, W)"
+    elif isinstance(layer, Conv1d) and (len(shape) != 2 or shape[0] != layer.in_channels):
+        expected = f"({layer.in_channels}, L)"
     elif isinstance(layer, (BatchNorm1d, BatchNorm2d)) and shape[0] != layer.num_features:
         expected = f"{layer.num_features} channels"
-    elif isinstance(layer, (MaxPool2d, AvgPool2d)) and len(shape) != 3:
+    elif (isinstance(layer, (MaxPool2d, AvgPool2d, AdaptiveAvgPool2d, AdaptiveMaxPool2d, ZeroPad2d))
+          and len(shape) != 3):
         expected = "(C, H, W)"
-    out = None if expected else tuple(int(size) for size in layer.output_shape(shape))
+    elif (isinstance(layer, (MaxPool1d, AvgPool1d, AdaptiveAvgPool1d, AdaptiveMaxPool1d, ZeroPad1d))
+          and len(shape) != 2):
+        expected = "(C, L)"
+    elif isinstance(layer, LocalResponseNorm) and len(shape) < 2:
+        expected = "(C, ...) with a channel axis"
+    out = None
+    if not expected:
+        try:
+            out = tuple(int(size) for size in layer.output_shape(shape))
+        except (LRPError, ValueError) as error:
+            expected = str(error)
     if expected or min(out) < 1:
         raise ModelFormatError(f"module '{path}' ({type(module).__name__}) cannot take per-sample input of shape "
                                f"{shape}" + (f"; it expects {expected}" if expected else
@@ -232,12 +362,17 @@ def from_torch(module: Any, input_shape: tuple[int, ...] | None = None, metadata
         warnings.warn("the torch module is in training mode; Dropout and BatchNorm are converted in their "
                       "inference form (call module.eval() to compare outputs)", stacklevel=2)
     shape = tuple(int(size) for size in input_shape) if input_shape is not None else None
-    nodes = _FxConverter(module, target, shape, torch).convert()
+    converter = _FxConverter(module, target, shape, torch)
+    nodes = converter.convert()
+    note = converter.drop_final_softmax()
     if metadata is None:
         metadata = ModelMetadata(input_shape=tuple(input_shape) if input_shape is not None else None,
                                  name=type(module).__name__)
     elif metadata.input_shape is None and input_shape is not None:
         metadata = dataclasses.replace(metadata, input_shape=tuple(input_shape))
+    if note:
+        warnings.warn(note, stacklevel=2)
+        metadata = dataclasses.replace(metadata, description="; ".join(filter(None, [metadata.description, note])))
     graph = Graph(nodes, metadata)
     return Sequential(graph.layers, metadata) if graph.is_chain else graph
 
@@ -340,6 +475,20 @@ class _FxConverter:
             raise ModelFormatError(f"{type(self.module).__name__}.forward returns {final!r}, which is not the last "
                                    "operation it computes; lrpcore graphs end in their output")
         return self.nodes
+
+    def drop_final_softmax(self) -> str:
+        """Remove a softmax that computes the output (LRP explains the logits); refuse one anywhere else.
+        Returns the note to keep in the metadata ('' when there was none)."""
+        layers = [node.layer for node in self.nodes]
+        note = _drop_final_softmax(layers)
+        if note:
+            softmax = self.nodes.pop()
+            if not self.nodes:
+                raise ModelFormatError(f"{type(self.module).__name__} contains no layers to convert")
+            if softmax.inputs[0] != self.nodes[-1].name:
+                raise ModelFormatError(f"{type(self.module).__name__}: the final softmax reads {softmax.inputs[0]!r}, "
+                                       "not the last operation before it")
+        return note
 
     def call_module(self, traced: Any, node: Any) -> None:
         if len(node.args) != 1 or node.kwargs:
@@ -448,32 +597,18 @@ def to_torch(model: Graph, copy: bool = True) -> Any:
     nn = torch.nn
     if not model.is_chain:
         return _graph_to_torch(model, copy, torch)
+    shapes: list[tuple[int, ...] | None] = [None] * len(model)
+    if model.metadata.input_shape is not None:
+        shapes = [tuple(model.metadata.input_shape)] + [tuple(shape) for shape in model.output_shapes()][:-1]
     modules = []
     for index, layer in enumerate(model.layers):
-        if isinstance(layer, Dense):
-            module = nn.Linear(layer.in_features, layer.out_features)
-        elif isinstance(layer, Conv2d):
-            module = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                               layer.padding)
-        elif isinstance(layer, MaxPool2d):
-            module = nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
-        elif isinstance(layer, AvgPool2d):
-            module = nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding, count_include_pad=True)
-        elif isinstance(layer, ReLU):
-            module = nn.ReLU()
-        elif isinstance(layer, Flatten):
-            module = nn.Flatten()
-        elif isinstance(layer, Dropout):
-            module = nn.Dropout(layer.p)
-        elif isinstance(layer, (BatchNorm1d, BatchNorm2d)):
-            kind = nn.BatchNorm2d if isinstance(layer, BatchNorm2d) else nn.BatchNorm1d
-            module = kind(layer.num_features, eps=layer.eps)
-        else:
+        module = _torch_module(layer, nn, shapes[index])
+        if module is None:
             raise ModelFormatError(f"layer {index} ({layer.describe()}) has no torch counterpart in to_torch")
         parameters = layer.parameters()
         if parameters:
             state = {name: _tensor(value, torch, copy) for name, value in parameters.items()}
-            if isinstance(layer, (BatchNorm1d, BatchNorm2d)):
+            if isinstance(layer, (BatchNorm1d, BatchNorm2d, BatchNormLinear)):
                 state["num_batches_tracked"] = torch.tensor(0)
             module = module.to(state["weight"].dtype)
             for name, value in state.items():
@@ -498,9 +633,14 @@ def _graph_to_torch(model: Graph, copy: bool, torch: Any) -> Any:
             self.plan = [(node.name, type(node.layer).__name__, node.inputs, getattr(node.layer, "axis", None))
                          for node in graph.nodes]
             self.layers = torch.nn.ModuleDict()
-            for node in graph.nodes:
+            shapes = graph.output_shapes() if graph.metadata.input_shape is not None else None
+            for position, node in enumerate(graph.nodes):
                 if not isinstance(node.layer, (Add, Concat, Identity)):
-                    self.layers[_module_key(node.name)] = to_torch(Sequential([node.layer]), copy)[0]
+                    reads = graph.input_positions[position][0]
+                    shape = None if shapes is None else (tuple(graph.metadata.input_shape) if reads == 0
+                                                         else shapes[reads - 1])
+                    single = Sequential([node.layer], ModelMetadata(input_shape=shape))
+                    self.layers[_module_key(node.name)] = to_torch(single, copy)[0]
 
         def forward(self, x: Any) -> Any:
             values = {model.input_name: x}
@@ -525,6 +665,58 @@ def _graph_to_torch(model: Graph, copy: bool, torch: Any) -> Any:
 def _module_key(name: str) -> str:
     """A ModuleDict key for a node name (dots are not allowed there)."""
     return name.replace(".", "__")
+def _torch_module(layer: Layer, nn: Any, input_shape: tuple[int, ...] | None) -> Any:
+    """The torch module computing ``layer`` (parameters still to be copied), or None if there is none."""
+    if isinstance(layer, Dense):
+        return nn.Linear(layer.in_features, layer.out_features)
+    if isinstance(layer, Conv2d):
+        return nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                         groups=layer.groups)
+    if isinstance(layer, Conv1d):
+        return nn.Conv1d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
+                         groups=layer.groups)
+    if isinstance(layer, (MaxPool2d, MaxPool1d)):
+        kind = nn.MaxPool2d if isinstance(layer, MaxPool2d) else nn.MaxPool1d
+        return kind(layer.kernel_size, layer.stride, layer.padding, ceil_mode=layer.ceil_mode)
+    if isinstance(layer, (AvgPool2d, AvgPool1d)):
+        kind = nn.AvgPool2d if isinstance(layer, AvgPool2d) else nn.AvgPool1d
+        return kind(layer.kernel_size, layer.stride, layer.padding, ceil_mode=layer.ceil_mode,
+                    count_include_pad=layer.count_include_pad)
+    if isinstance(layer, SumPool2d) and layer.scale == 1.0:
+        return nn.AvgPool2d(layer.kernel_size, layer.stride, layer.padding, ceil_mode=layer.ceil_mode,
+                            divisor_override=1)
+    adaptive = {AdaptiveAvgPool2d: nn.AdaptiveAvgPool2d, AdaptiveMaxPool2d: nn.AdaptiveMaxPool2d,
+                AdaptiveAvgPool1d: nn.AdaptiveAvgPool1d, AdaptiveMaxPool1d: nn.AdaptiveMaxPool1d}
+    if type(layer) in adaptive:
+        size = layer.output_size
+        return adaptive[type(layer)](tuple(size) if isinstance(size, list) else size)
+    simple = {ReLU: nn.ReLU, ReLU6: nn.ReLU6, Tanh: nn.Tanh, Sigmoid: nn.Sigmoid, SiLU: nn.SiLU, Flatten: nn.Flatten,
+              Identity: nn.Identity}
+    if type(layer) in simple:
+        return simple[type(layer)]()
+    if isinstance(layer, LeakyReLU):
+        return nn.LeakyReLU(layer.negative_slope)
+    if isinstance(layer, ELU):
+        return nn.ELU(layer.alpha)
+    if isinstance(layer, GELU):
+        return nn.GELU(approximate=layer.approximate)
+    if isinstance(layer, Dropout):
+        return nn.Dropout(layer.p)
+    if isinstance(layer, LocalResponseNorm):
+        return nn.LocalResponseNorm(layer.size, layer.alpha, layer.beta, layer.k)
+    if isinstance(layer, Reshape):
+        return nn.Unflatten(1, tuple(layer.output_shape(input_shape)) if input_shape else tuple(layer.shape))
+    if isinstance(layer, ZeroPad2d):
+        return nn.ZeroPad2d(tuple(layer.padding))
+    if isinstance(layer, ZeroPad1d):
+        return nn.ZeroPad1d(tuple(layer.padding))
+    if isinstance(layer, (BatchNorm1d, BatchNorm2d)):
+        kind = nn.BatchNorm2d if isinstance(layer, BatchNorm2d) else nn.BatchNorm1d
+        return kind(layer.num_features, eps=layer.eps)
+    if isinstance(layer, BatchNormLinear) and input_shape is not None:
+        kind = nn.BatchNorm2d if len(input_shape) == 3 else nn.BatchNorm1d
+        return kind(layer.num_features, eps=layer.eps)
+    return None
 
 
 # --- state dicts --------------------------------------------------------------------------------

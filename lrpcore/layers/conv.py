@@ -11,6 +11,7 @@ from typing import Any
 from .. import _conv
 from ..backend import get_namespace
 from ..errors import ShapeError
+from . import _grouped
 from .base import _WeightedLayer, _pair
 
 __all__ = ["Conv2d", "Conv1d"]
@@ -43,29 +44,43 @@ def _as_sequence(x: Any) -> Any:
     return xp.reshape(x, (*x.shape[:-2], x.shape[-1]))
 
 
+def _groups(value: Any, weight: Any, owner: str) -> int:
+    """Check ``groups`` against the weight: the output channels must split into ``groups`` blocks."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{owner} groups must be an integer ≥ 1, got {value!r}")
+    if weight.shape[0] % value:
+        raise ShapeError(f"{owner} groups={value} does not divide the {weight.shape[0]} output channels of the "
+                         f"weight {tuple(weight.shape)}")
+    return int(value)
 
 
 class Conv2d(_WeightedLayer):
     """2-D convolution (cross-correlation, as PyTorch) through im2col and one GEMM per sample.
 
-    ``weight`` (out, in, kh, kw), ``bias`` (out,), integer or pair ``stride`` and ``padding``.
+    ``weight`` (out, in/groups, kh, kw), ``bias`` (out,), integer or pair ``stride`` and ``padding``.
     Batches are processed in chunks so the column buffer stays below ``COLUMN_BUDGET_BYTES``.
+
+    ``groups`` = g splits the channels into g blocks, output block b seeing only input block b
+    (torch's ``groups``); g = in_channels is a depthwise convolution. See :mod:`lrpcore.layers._grouped`.
+    ``groups`` is stored (and listed in ``hyperparameters``) only when it is not 1, so files written
+    before grouped convolutions existed read as before.
     """
 
     input_rank = 4
     weight_layout = "(out, in, kh, kw)"
 
     def __init__(self, weight: Any, bias: Any | None = None, stride: int | tuple[int, int] = 1,
-                 padding: int | tuple[int, int] = 0):
+                 padding: int | tuple[int, int] = 0, groups: int = 1):
         self._set_weight_and_bias(weight, bias)
         self.stride = _pair(stride, "stride")
         self.padding = _pair(padding, "padding")
         if min(self.stride) < 1:
             raise ValueError(f"Conv2d stride must be ≥ 1, got {stride!r}")
+        self.groups = _groups(groups, weight, "Conv2d")
 
     @property
     def in_channels(self) -> int:
-        return int(self.weight.shape[1])
+        return int(self.weight.shape[1]) * self.groups
 
     @property
     def out_channels(self) -> int:
@@ -76,12 +91,20 @@ class Conv2d(_WeightedLayer):
         return (int(self.weight.shape[2]), int(self.weight.shape[3]))
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"stride": list(self.stride), "padding": list(self.padding)}
+        settings: dict[str, Any] = {"stride": list(self.stride), "padding": list(self.padding)}
+        if self.groups != 1:
+            settings["groups"] = self.groups
+        return settings
 
     def describe(self) -> str:
         kh, kw = self.kernel_size
+        groups = f", g={self.groups}" if self.groups != 1 else ""
         return (f"Conv2d({self.in_channels}→{self.out_channels}, k={kh}x{kw}, "
-                f"s={self.stride[0]}, p={self.padding[0]})")
+                f"s={self.stride[0]}, p={self.padding[0]}{groups})")
+
+    def _block_layer(self, weight: Any) -> "Conv2d":
+        """The ungrouped convolution of one group's ``weight`` block (same stride and padding)."""
+        return Conv2d(weight, None, stride=self.stride, padding=self.padding)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         _, height, width = input_shape
@@ -104,6 +127,11 @@ class Conv2d(_WeightedLayer):
     def linear_forward(self, x: Any, weight: Any, bias: Any | None = None) -> Any:
         self._check(x)
         xp = get_namespace(x, weight)
+        if self.groups != 1:
+            out = (_grouped.depthwise_forward(x, weight, self.stride, self.padding)
+                   if _grouped.is_depthwise(weight, self.groups)
+                   else _grouped.grouped_forward(self._block_layer, x, weight, self.groups))
+            return out if bias is None else out + xp.reshape(bias, (1, weight.shape[0], 1, 1))
         out = _conv.correlate(x, weight, self.stride, self.padding, COLUMN_BUDGET_BYTES)
         if bias is not None:
             out += xp.reshape(bias, (1, weight.shape[0], 1, 1))      # out is a fresh array: add in place
@@ -119,6 +147,10 @@ class Conv2d(_WeightedLayer):
         The first writes a C·kh·kw-row column matrix from only O inputs, which is slow where the
         layer does not widen (C ≥ O); there the correlation is used.
         """
+        if self.groups != 1:
+            if _grouped.is_depthwise(weight, self.groups):
+                return _grouped.depthwise_transpose(s, weight, tuple(input_shape), self.stride, self.padding)
+            return _grouped.grouped_transpose(self._block_layer, s, weight, tuple(input_shape), self.groups)
         xp = get_namespace(s, weight)
         (kernel_h, kernel_w), (pad_h, pad_w) = self.kernel_size, self.padding
         if self.stride == (1, 1) and pad_h < kernel_h and pad_w < kernel_w and weight.shape[1] >= weight.shape[0]:
@@ -130,23 +162,26 @@ class Conv2d(_WeightedLayer):
 
 
 class Conv1d(_WeightedLayer):
-    """1-D convolution (cross-correlation) with ``weight`` (out, in, k), ``bias`` (out,), ``stride``, ``padding``.
+    """1-D convolution (cross-correlation) with ``weight`` (out, in/groups, k), ``bias`` (out,), ``stride``,
+    ``padding`` and ``groups``.
 
     y[n, o, t] = b[o] + Σ_c Σ_j w[o, c, j] · x[n, c, t·stride + j − padding]  (zero padding),
-    computed as a :class:`~lrpcore.layers.Conv2d` with kernel 1×k on the (N, C, 1, L) view.
+    computed as a :class:`~lrpcore.layers.Conv2d` with kernel 1×k on the (N, C, 1, L) view
+    (with ``groups``, c runs over the input block of o's group, as in :class:`Conv2d`).
     """
 
     input_rank = 3
     weight_layout = "(out, in, k)"
 
-    def __init__(self, weight: Any, bias: Any | None = None, stride: int = 1, padding: int = 0):
+    def __init__(self, weight: Any, bias: Any | None = None, stride: int = 1, padding: int = 0, groups: int = 1):
         self._set_weight_and_bias(weight, bias)
         self.stride = _positive_int(stride, "Conv1d stride", 1)
         self.padding = _positive_int(padding, "Conv1d padding", 0)
+        self.groups = _groups(groups, weight, "Conv1d")
 
     @property
     def in_channels(self) -> int:
-        return int(self.weight.shape[1])
+        return int(self.weight.shape[1]) * self.groups
 
     @property
     def out_channels(self) -> int:
@@ -157,11 +192,15 @@ class Conv1d(_WeightedLayer):
         return int(self.weight.shape[2])
 
     def hyperparameters(self) -> dict[str, Any]:
-        return {"stride": self.stride, "padding": self.padding}
+        settings: dict[str, Any] = {"stride": self.stride, "padding": self.padding}
+        if self.groups != 1:
+            settings["groups"] = self.groups
+        return settings
 
     def describe(self) -> str:
+        groups = f", g={self.groups}" if self.groups != 1 else ""
         return (f"Conv1d({self.in_channels}→{self.out_channels}, k={self.kernel_size}, "
-                f"s={self.stride}, p={self.padding})")
+                f"s={self.stride}, p={self.padding}{groups})")
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         _, length = input_shape
@@ -177,7 +216,8 @@ class Conv1d(_WeightedLayer):
 
     def _plane(self, weight: Any) -> Conv2d:
         """The equivalent 2-D convolution (kernel 1×k) for a substituted ``weight`` (out, in, k)."""
-        return Conv2d(_as_plane(weight), None, stride=(1, self.stride), padding=(0, self.padding))
+        return Conv2d(_as_plane(weight), None, stride=(1, self.stride), padding=(0, self.padding),
+                      groups=self.groups)
 
     def linear_forward(self, x: Any, weight: Any, bias: Any | None = None) -> Any:
         self._check(x)
