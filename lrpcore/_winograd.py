@@ -210,6 +210,7 @@ def _block(x: Any, matrices: Any, slots: tuple[int, ...], out: Any, samples: sli
 
 def _combine(target: Any, index: tuple[int, ...], a: Any, b: Any, sign: int, fused: Any | None) -> None:
     """target[index] = a + sign·b."""
+    index = (*index, ...)
     if fused is not None:
         (fused.add if sign > 0 else fused.subtract)(a, b, out=target[index])
     else:
@@ -218,6 +219,7 @@ def _combine(target: Any, index: tuple[int, ...], a: Any, b: Any, sign: int, fus
 
 def _combine3(target: Any, index: tuple[int, ...], a: Any, b: Any, c: Any, sign: int, fused: Any | None) -> None:
     """target[index] = a + b + c (sign +1) or a − b − c (sign −1): the two rows of Aᵀ."""
+    index = (*index, ...)
     if fused is not None:
         slot = target[index]
         if sign > 0:
