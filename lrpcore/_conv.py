@@ -186,8 +186,11 @@ def winograd_applies(weight: Any, stride: tuple[int, int], padding: tuple[int, i
 
 def _winograd_blocks(batch: int, out_h: int, out_w: int, in_channels: int, out_channels: int, itemsize: int,
                      budget_bytes: int) -> list[tuple[slice, slice]]:
-    row_bytes = _winograd.block_bytes(in_channels, out_channels, _winograd.tile_columns(out_w), itemsize)
-    return _blocks(batch, _winograd.tile_rows(out_h), row_bytes, budget_bytes)
+    """Blocks of tile rows of about :data:`lrpcore._winograd.BLOCK_TILES` tiles each, within the budget."""
+    wide = _winograd.tile_columns(out_w) + 1
+    row_bytes = _winograd.block_bytes(in_channels, out_channels, wide - 1, itemsize)
+    rows = max(1, -(-_winograd.BLOCK_TILES // wide))
+    return _blocks(batch, _winograd.tile_rows(out_h), row_bytes, min(budget_bytes, rows * row_bytes))
 
 
 def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, int], budget_bytes: int) -> Any:

@@ -29,8 +29,8 @@ of the work.
 The transposed map of a stride-1 3×3 correlation with padding p is the correlation with the
 kernel flipped in both spatial axes and its channels swapped, with padding 2 − p. Flipping
 g's rows is G g ↦ Σ G g with Σ the permutation swapping entries 0 and 3 (G's middle rows are
-symmetric), so its transformed kernels are U_{σ(r)σ(s)}ᵀ: the same U, read at permuted
-positions and transposed (free in the matrix product); see :func:`correlate`.
+symmetric), so its transformed kernels are U_{σ(r)σ(s)}ᵀ: G ⊗ G with permuted rows applied to
+the same weight, transposed (free in the matrix product); see :func:`correlate`.
 
 Written with array-API calls only; on NumPy the element-wise passes write into preallocated
 arrays (``out=``), which saves an allocation and a copy per pass.
@@ -41,20 +41,22 @@ from typing import Any
 
 from .backend import get_namespace
 
-# G (4 × 3) of F(2×2, 3×3); row r of G ⊗ G (16 × 9) gives U_k = Σ_ij G[r, i] G[s, j] g[i, j], k = 4r + s
+# G (4 × 3) of F(2×2, 3×3); row k = 4r + s of G ⊗ G (16 × 9) gives U_k = Σ_ij G[r, i] G[s, j] g[i, j]
 _G = ((1.0, 0.0, 0.0), (0.5, 0.5, 0.5), (0.5, -0.5, 0.5), (0.0, 0.0, 1.0))
 _G_KRON = tuple(tuple(_G[r][i] * _G[s][j] for i in range(3) for j in range(3)) for r in range(4) for s in range(4))
-# position k = 4r + s of the flipped kernel's transform is position σ(r), σ(s) of the kernel's: σ swaps 0 and 3
+# position (r, s) of the flipped kernel's transform is position (σ(r), σ(s)) of the kernel's: σ swaps 0 and 3
 _SIGMA = (3, 1, 2, 0)
-_FLIPPED = tuple(4 * _SIGMA[r] + _SIGMA[s] for r in range(4) for s in range(4))
-_IDENTITY = tuple(range(16))
+_G_KRON_FLIPPED = tuple(_G_KRON[4 * _SIGMA[r] + _SIGMA[s]] for r in range(4) for s in range(4))
 
 
-def transform_weight(weight: Any) -> Any:
-    """U (16, O, C): U_k = (G g Gᵀ)[r, s] for every kernel g = weight[o, c] (O, C, 3, 3), k = 4r + s."""
+def transform_weight(weight: Any, flipped: bool = False) -> Any:
+    """U (16, O, C): U_k = (G g Gᵀ)[r, s] for every kernel g = weight[o, c] (O, C, 3, 3), k = 4r + s.
+
+    ``flipped``: the transform of each kernel flipped in both spatial axes, U_{σ(r)σ(s)} (module docstring).
+    """
     xp = get_namespace(weight)
     out_channels, in_channels = weight.shape[0], weight.shape[1]
-    kron = xp.asarray(_G_KRON, dtype=weight.dtype, device=weight.device)
+    kron = xp.asarray(_G_KRON_FLIPPED if flipped else _G_KRON, dtype=weight.dtype, device=weight.device)
     flat = xp.reshape(weight, (out_channels * in_channels, 9))
     return xp.reshape(xp.matmul(kron, xp.matrix_transpose(flat)), (16, out_channels, in_channels))
 
@@ -64,6 +66,12 @@ def output_shape(input_shape: tuple[int, ...], channels: int, padding: tuple[int
     return (batch, channels, height + 2 * padding[0] - 2, width + 2 * padding[1] - 2)
 
 
+#: Tiles (GEMM columns) per block that :func:`lrpcore._conv` aims at: enough for the 16 matrix products to run
+#: near the machine's GEMM rate, few enough that a block's work arrays stay in cache with 64 channels
+#: (measured on VGG-16's layers; tools/BENCHMARKS.md).
+BLOCK_TILES = 256
+
+
 def block_bytes(in_channels: int, out_channels: int, tiles_w: int, itemsize: int) -> int:
     """Bytes of work arrays per tile row of one sample: phases (≈4C), row stage (8C), V (16C), M (16O),
     output row stage (8O) and Y (4O), each ``tiles_w + 1`` tiles wide."""
@@ -71,32 +79,28 @@ def block_bytes(in_channels: int, out_channels: int, tiles_w: int, itemsize: int
 
 
 def correlate(x: Any, weight: Any, padding: tuple[int, int], blocks: list[tuple[slice, slice]],
-              run: Any, transpose: bool = False, transformed: Any | None = None) -> Any:
+              run: Any, transpose: bool = False) -> Any:
     """y = g ⋆ x, the stride-1 correlation with ``weight`` (O, C, 3, 3) and zero ``padding`` (ph, pw), by F(2×2, 3×3).
 
     ``transpose=False``: x (N, C, H, W) → y (N, O, H + 2ph − 2, W + 2pw − 2).
     ``transpose=True``: the adjoint of that map (needs ph, pw ≤ 2), applied to x (N, O, Ho, Wo) →
     (N, C, Ho + 2 − 2ph, Wo + 2 − 2pw): the correlation with the flipped, channel-swapped kernel,
-    padding 2 − p, computed from the same transformed kernels (module docstring).
-    ``blocks``: (one sample, tile rows) pairs covering the output, from :func:`lrpcore._conv._row_blocks`;
+    padding 2 − p, whose transformed kernels are U_{σ(r)σ(s)}ᵀ (module docstring).
+    ``blocks``: (one sample, tile rows) pairs covering the output, from :func:`lrpcore._conv._winograd_blocks`;
     ``run(work, blocks)`` runs them (possibly on threads; the blocks write disjoint outputs).
-    ``transformed``: :func:`transform_weight` of ``weight`` if the caller has it.
     """
     xp = get_namespace(x, weight)
-    u = transform_weight(weight) if transformed is None else transformed
     if transpose:
-        matrices, slots = xp.matrix_transpose(u), _FLIPPED
+        matrices = xp.matrix_transpose(transform_weight(weight, flipped=True))
         padding = (2 - padding[0], 2 - padding[1])
-        channels = weight.shape[1]
     else:
-        matrices, slots = u, _IDENTITY
-        channels = weight.shape[0]
-    shape = output_shape(tuple(x.shape), channels, padding)
+        matrices = transform_weight(weight)
+    shape = output_shape(tuple(x.shape), matrices.shape[1], padding)
     out = xp.empty(shape, dtype=x.dtype, device=x.device)
     fused = _numpy_module(x)
 
     def work(block: tuple[slice, slice]) -> None:
-        _block(x, matrices, slots, out, block[0], block[1], padding, fused)
+        _block(x, matrices, out, block[0], block[1], padding, fused)
 
     run(work, blocks)
     return out
@@ -126,53 +130,60 @@ def _phase_range(start: int, count: int, size: int) -> tuple[int, int]:
     return low, max(low, high)
 
 
-def _block(x: Any, matrices: Any, slots: tuple[int, ...], out: Any, samples: slice, rows: slice,
-           padding: tuple[int, int], fused: Any | None) -> None:
-    """Tile rows ``rows`` of the samples ``samples``: phases, input transform, 16 GEMMs, output transform."""
+def _block(x: Any, matrices: Any, out: Any, samples: slice, rows: slice, padding: tuple[int, int],
+           fused: Any | None) -> None:
+    """Tile rows ``rows`` of the samples ``samples``: phases, input transform, 16 GEMMs, output transform.
+
+    Each stage is a few element-wise passes over all phases or positions at once (NumPy calls cost
+    microseconds each, and a VGG-16 layer has dozens of blocks)."""
     xp = get_namespace(x)
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
     out_channels, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
     count = samples.stop - samples.start
     first, tiles = rows.start, rows.stop - rows.start
-    tiles_w = tile_columns(out_w)
-    wide = tiles_w + 1                        # tiles per row, the last one junk
+    wide = tile_columns(out_w) + 1            # tiles per row, the last one junk
     length = tiles * wide                     # tiles of the block, flattened
     longer = length + 1                       # the row stage also feeds the column shift by one
     pad_h, pad_w = padding
 
     # phases: phase[py, px, c, n, i, j] = padded[n, c, 2(first + i) + py, 2j + px]; the last row is slack for
-    # the flattened shifts (its entries are read only by junk tiles)
-    phase = xp.zeros((2, 2, channels, count, tiles + 2, wide), dtype=x.dtype, device=x.device)
+    # the flattened shifts (read only by junk tiles). Only the border the input does not cover is zeroed.
+    phase = xp.empty((2, 2, channels, count, tiles + 2, wide), dtype=x.dtype, device=x.device)
     for py in range(2):
         top = 2 * first + py - pad_h
-        i0, i1 = _phase_range(top, tiles + 1, height)
+        i0, i1 = _phase_range(top, tiles + 2, height)
         for px in range(2):
             left = px - pad_w
             j0, j1 = _phase_range(left, wide, width)
             if i1 > i0 and j1 > j0:
                 source = x[samples, :, top + 2 * i0:top + 2 * i1 - 1:2, left + 2 * j0:left + 2 * j1 - 1:2]
                 phase[py, px, :, :, i0:i1, j0:j1] = xp.permute_dims(source, (1, 0, 2, 3))
+            else:
+                i0 = i1 = 0
+            for zero in ((slice(0, i0), slice(None)), (slice(i1, None), slice(None)),
+                         (slice(i0, i1), slice(0, j0)), (slice(i0, i1), slice(j1, None))):
+                if _nonempty(zero[0], tiles + 2) and _nonempty(zero[1], wide):
+                    phase[py, px, :, :, zero[0], zero[1]] = 0.0
     flat = xp.reshape(phase, (2, 2, channels, count, (tiles + 2) * wide))
 
-    # input transform, rows (Bᵀ d): t_r for r = 0..3, per column phase px, over `longer` tiles
+    # input transform, rows (Bᵀ d), both column phases at once: rowed[r, px] = t_r over `longer` tiles
     rowed = xp.empty((4, 2, channels, count, longer), dtype=x.dtype, device=x.device)
-    for px in range(2):
-        d0, d2 = flat[0, px, :, :, :longer], flat[0, px, :, :, wide:wide + longer]
-        d1, d3 = flat[1, px, :, :, :longer], flat[1, px, :, :, wide:wide + longer]
-        _combine(rowed, (0, px), d0, d2, -1, fused)
-        _combine(rowed, (1, px), d1, d2, +1, fused)
-        _combine(rowed, (2, px), d2, d1, -1, fused)
-        _combine(rowed, (3, px), d1, d3, -1, fused)
-    # columns (… B): V_{4r+s}
-    v = xp.empty((16, channels, count, length), dtype=x.dtype, device=x.device)
-    for r in range(4):
-        e0, e2 = rowed[r, 0, :, :, :length], rowed[r, 0, :, :, 1:]
-        e1, e3 = rowed[r, 1, :, :, :length], rowed[r, 1, :, :, 1:]
-        _combine(v, (slots[4 * r],), e0, e2, -1, fused)
-        _combine(v, (slots[4 * r + 1],), e1, e2, +1, fused)
-        _combine(v, (slots[4 * r + 2],), e2, e1, -1, fused)
-        _combine(v, (slots[4 * r + 3],), e1, e3, -1, fused)
-    del rowed, phase, flat
+    d0, d2 = flat[0, :, :, :, :longer], flat[0, :, :, :, wide:wide + longer]
+    d1, d3 = flat[1, :, :, :, :longer], flat[1, :, :, :, wide:wide + longer]
+    _combine(rowed, 0, d0, d2, -1, fused)
+    _combine(rowed, 1, d1, d2, +1, fused)
+    _combine(rowed, 2, d2, d1, -1, fused)
+    _combine(rowed, 3, d1, d3, -1, fused)
+    del phase, flat
+    # columns (… B), all four rows r at once: v[r, s] = V_{4r+s}
+    v = xp.empty((4, 4, channels, count, length), dtype=x.dtype, device=x.device)
+    e0, e2 = rowed[:, 0, :, :, :length], rowed[:, 0, :, :, 1:]
+    e1, e3 = rowed[:, 1, :, :, :length], rowed[:, 1, :, :, 1:]
+    _combine(v, (slice(None), 0), e0, e2, -1, fused)
+    _combine(v, (slice(None), 1), e1, e2, +1, fused)
+    _combine(v, (slice(None), 2), e2, e1, -1, fused)
+    _combine(v, (slice(None), 3), e1, e3, -1, fused)
+    del rowed, e0, e1, e2, e3
 
     columns = count * length
     v = xp.reshape(v, (16, channels, columns))
@@ -182,20 +193,17 @@ def _block(x: Any, matrices: Any, slots: tuple[int, ...], out: Any, samples: sli
     else:
         m = xp.matmul(matrices, v)
     del v
-    m = xp.reshape(m, (16, out_channels, count, length))
+    m = xp.reshape(m, (4, 4, out_channels, count, length))
 
-    # output transform, rows (Aᵀ M): q[dy, s]
+    # output transform, rows (Aᵀ M), all four columns s at once: q[dy, s]
     q = xp.empty((2, 4, out_channels, count, length), dtype=x.dtype, device=x.device)
-    for s in range(4):
-        m0, m1, m2, m3 = (m[slots[4 * r + s], ...] for r in range(4))
-        _combine3(q, (0, s), m0, m1, m2, +1, fused)
-        _combine3(q, (1, s), m1, m2, m3, -1, fused)
+    _combine3(q, 0, m[0, ...], m[1, ...], m[2, ...], +1, fused)
+    _combine3(q, 1, m[1, ...], m[2, ...], m[3, ...], -1, fused)
     del m
-    # columns (… A): Y[dy, dx]
+    # columns (… A), both output rows dy at once: y[dy, dx]
     y = xp.empty((2, 2, out_channels, count, length), dtype=x.dtype, device=x.device)
-    for dy in range(2):
-        _combine3(y, (dy, 0), q[dy, 0, ...], q[dy, 1, ...], q[dy, 2, ...], +1, fused)
-        _combine3(y, (dy, 1), q[dy, 1, ...], q[dy, 2, ...], q[dy, 3, ...], -1, fused)
+    _combine3(y, (slice(None), 0), q[:, 0, ...], q[:, 1, ...], q[:, 2, ...], +1, fused)
+    _combine3(y, (slice(None), 1), q[:, 1, ...], q[:, 2, ...], q[:, 3, ...], -1, fused)
     del q
     y = xp.reshape(y, (2, 2, out_channels, count, tiles, wide))
     for dy in range(2):
@@ -208,18 +216,23 @@ def _block(x: Any, matrices: Any, slots: tuple[int, ...], out: Any, samples: sli
                     y[dy, dx, :, :, :kept_rows, :kept_cols], (1, 0, 2, 3))
 
 
-def _combine(target: Any, index: tuple[int, ...], a: Any, b: Any, sign: int, fused: Any | None) -> None:
+def _nonempty(part: slice, size: int) -> bool:
+    start, stop, _ = part.indices(size)
+    return stop > start
+
+
+def _combine(target: Any, index: Any, a: Any, b: Any, sign: int, fused: Any | None) -> None:
     """target[index] = a + sign·b."""
-    index = (*index, ...)
+    index = (*index, ...) if isinstance(index, tuple) else (index, ...)
     if fused is not None:
         (fused.add if sign > 0 else fused.subtract)(a, b, out=target[index])
     else:
         target[index] = a + b if sign > 0 else a - b
 
 
-def _combine3(target: Any, index: tuple[int, ...], a: Any, b: Any, c: Any, sign: int, fused: Any | None) -> None:
+def _combine3(target: Any, index: Any, a: Any, b: Any, c: Any, sign: int, fused: Any | None) -> None:
     """target[index] = a + b + c (sign +1) or a − b − c (sign −1): the two rows of Aᵀ."""
-    index = (*index, ...)
+    index = (*index, ...) if isinstance(index, tuple) else (index, ...)
     if fused is not None:
         slot = target[index]
         if sign > 0:

@@ -54,9 +54,9 @@ def winograd_calls(monkeypatch):
     calls = []
     original = _winograd.correlate
 
-    def spy(x, weight, padding, blocks, run, transpose=False, transformed=None):
+    def spy(x, weight, padding, blocks, run, transpose=False):
         calls.append((tuple(x.shape), transpose))
-        return original(x, weight, padding, blocks, run, transpose=transpose, transformed=transformed)
+        return original(x, weight, padding, blocks, run, transpose=transpose)
 
     monkeypatch.setattr(_winograd, "correlate", spy)
     return calls
