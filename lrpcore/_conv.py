@@ -162,13 +162,19 @@ def _blocks(batch: int, rows: int, row_bytes: int, budget_bytes: int) -> list[tu
             for sample in range(batch) for start in range(0, rows, per)]
 
 
-def _run(work: Any, items: list[Any]) -> None:
-    runner = _parallel.block_runner()
+def _run(work: Any, items: list[Any], xp: Any) -> None:
+    """``work(item)`` for every item: on the threads of :func:`lrpcore._parallel.conv_runner` if it gives
+    any (the items write disjoint parts of one result), else one after the other."""
+    runner = _parallel.conv_runner(xp)
     if runner is not None and len(items) > 1:
         runner.map(work, items)
     else:
         for item in items:
             work(item)
+
+
+def _runner(xp: Any) -> Any:
+    return lambda work, items: _run(work, items, xp)
 
 
 def _floating(x: Any) -> bool:
@@ -207,7 +213,7 @@ def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, 
         if out_h >= 1 and out_w >= 1:
             blocks = _winograd_blocks(batch, out_h, out_w, weight.shape[1], weight.shape[0],
                                       xp.finfo(x.dtype).bits // 8, budget_bytes)
-            return _winograd.correlate(x, weight, tuple(padding), blocks, _run)
+            return _winograd.correlate(x, weight, tuple(padding), blocks, _runner(xp))
     if (_algorithm == "auto" and tuple(weight.shape[2:]) == (1, 1) and tuple(stride) == (1, 1)
             and tuple(padding) == (0, 0)):
         return _pointwise(x, weight)
@@ -242,7 +248,7 @@ def transpose(s: Any, weight: Any, input_shape: tuple[int, ...], stride: tuple[i
         if (out_h + 2 - 2 * pad_h, out_w + 2 - 2 * pad_w) == tuple(input_shape[2:]):
             blocks = _winograd_blocks(batch, input_shape[2], input_shape[3], weight.shape[0], weight.shape[1],
                                       xp.finfo(s.dtype).bits // 8, budget_bytes)
-            return _winograd.correlate(s, weight, tuple(padding), blocks, _run, transpose=True)
+            return _winograd.correlate(s, weight, tuple(padding), blocks, _runner(xp), transpose=True)
     if (_algorithm == "auto" and (kernel_h, kernel_w) == (1, 1) and tuple(stride) == (1, 1)
             and (pad_h, pad_w) == (0, 0)):
         return _pointwise(s, xp.permute_dims(weight, (1, 0, 2, 3)))
@@ -280,7 +286,7 @@ def correlate_im2col(x: Any, weight: Any, stride: tuple[int, int], padding: tupl
         out[samples, :, rows, :] = xp.reshape(xp.matmul(matrix, columns), (part.shape[0], out_channels, count,
                                                                            out_w))
 
-    _run(block, _blocks(batch, out_h, row_bytes, budget_bytes))
+    _run(block, _blocks(batch, out_h, row_bytes, budget_bytes), xp)
     return out
 
 
@@ -325,5 +331,5 @@ def correlate_transpose_col2im(s: Any, weight: Any, input_shape: tuple[int, ...]
             columns = xp.reshape(columns, (part.shape[0], count_channels, kernel_area, count, out_w))
             _scatter_add(padded, samples, columns, rows.start * stride[0], (kernel_h, kernel_w), stride, channels)
 
-    _run(group, groups)
+    _run(group, groups, xp)
     return _crop(padded, padding)
