@@ -191,12 +191,28 @@ def winograd_applies(weight: Any, stride: tuple[int, int], padding: tuple[int, i
 
 
 def _winograd_blocks(batch: int, out_h: int, out_w: int, in_channels: int, out_channels: int, itemsize: int,
-                     budget_bytes: int) -> list[tuple[slice, slice]]:
-    """Blocks of tile rows of about :data:`lrpcore._winograd.BLOCK_TILES` tiles each, within the budget."""
+                     budget_bytes: int) -> list[tuple[slice, slice, slice]]:
+    """(sample, tile rows, output channels) blocks for :func:`lrpcore._winograd.correlate`.
+
+    Each sample is cut into about equal runs of tile rows of about :data:`lrpcore._winograd.BLOCK_TILES`
+    tiles (fewer where ``budget_bytes`` says so). A sample that fits in one such block is cut into two
+    halves of its output channels instead, so that two threads can share even one sample without the
+    matrix products losing their columns. The layout depends on the shapes and the budget only, never
+    on the batch or the thread count (a sample's numbers are the same whether it is explained alone,
+    in a batch, or in a share of one).
+    """
     wide = _winograd.tile_columns(out_w) + 1
+    rows = _winograd.tile_rows(out_h)
     row_bytes = _winograd.block_bytes(in_channels, out_channels, wide - 1, itemsize)
-    rows = max(1, -(-_winograd.BLOCK_TILES // wide))
-    return _blocks(batch, _winograd.tile_rows(out_h), row_bytes, min(budget_bytes, rows * row_bytes))
+    per = max(1, min(-(-_winograd.BLOCK_TILES // wide), budget_bytes // max(1, row_bytes)))
+    if per >= rows and out_channels >= 2:
+        half = (out_channels + 1) // 2
+        parts = [(slice(0, rows), slice(0, half)), (slice(0, rows), slice(half, out_channels))]
+    else:
+        count = -(-rows // per)
+        bounds = [rows * index // count for index in range(count + 1)]
+        parts = [(slice(start, stop), slice(0, out_channels)) for start, stop in zip(bounds[:-1], bounds[1:])]
+    return [(slice(sample, sample + 1), rows_part, channels) for sample in range(batch) for rows_part, channels in parts]
 
 
 def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, int], budget_bytes: int) -> Any:

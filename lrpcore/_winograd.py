@@ -86,7 +86,8 @@ def correlate(x: Any, weight: Any, padding: tuple[int, int], blocks: list[tuple[
     ``transpose=True``: the adjoint of that map (needs ph, pw ≤ 2), applied to x (N, O, Ho, Wo) →
     (N, C, Ho + 2 − 2ph, Wo + 2 − 2pw): the correlation with the flipped, channel-swapped kernel,
     padding 2 − p, whose transformed kernels are U_{σ(r)σ(s)}ᵀ (module docstring).
-    ``blocks``: (one sample, tile rows) pairs covering the output, from :func:`lrpcore._conv._winograd_blocks`;
+    ``blocks``: (one sample, tile rows, output channels) slices covering the output, from
+    :func:`lrpcore._conv._winograd_blocks`;
     ``run(work, blocks)`` runs them (possibly on threads; the blocks write disjoint outputs).
     """
     xp = get_namespace(x, weight)
@@ -100,7 +101,7 @@ def correlate(x: Any, weight: Any, padding: tuple[int, int], blocks: list[tuple[
     fused = _numpy_module(x)
 
     def work(block: tuple[slice, slice]) -> None:
-        _block(x, matrices, out, block[0], block[1], padding, fused)
+        _block(x, matrices, out, *block, padding, fused)
 
     run(work, blocks)
     return out
@@ -130,15 +131,17 @@ def _phase_range(start: int, count: int, size: int) -> tuple[int, int]:
     return low, max(low, high)
 
 
-def _block(x: Any, matrices: Any, out: Any, samples: slice, rows: slice, padding: tuple[int, int],
+def _block(x: Any, matrices: Any, out: Any, samples: slice, rows: slice, outputs: slice, padding: tuple[int, int],
            fused: Any | None) -> None:
-    """Tile rows ``rows`` of the samples ``samples``: phases, input transform, 16 GEMMs, output transform.
+    """Tile rows ``rows`` of output channels ``outputs`` of the samples ``samples``: phases, input transform,
+    16 GEMMs, output transform.
 
     Each stage is a few element-wise passes over all phases or positions at once (NumPy calls cost
     microseconds each, and a VGG-16 layer has dozens of blocks)."""
     xp = get_namespace(x)
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
-    out_channels, out_h, out_w = out.shape[1], out.shape[2], out.shape[3]
+    out_channels, out_h, out_w = outputs.stop - outputs.start, out.shape[2], out.shape[3]
+    matrices = matrices[:, outputs, :]
     count = samples.stop - samples.start
     first, tiles = rows.start, rows.stop - rows.start
     wide = tile_columns(out_w) + 1            # tiles per row, the last one junk
@@ -212,7 +215,7 @@ def _block(x: Any, matrices: Any, out: Any, samples: slice, rows: slice, padding
         for dx in range(2):
             kept_cols = (out_w - dx + 1) // 2
             if kept_rows > 0 and kept_cols > 0:
-                out[samples, :, top:top + 2 * kept_rows - 1:2, dx:dx + 2 * kept_cols - 1:2] = xp.permute_dims(
+                out[samples, outputs, top:top + 2 * kept_rows - 1:2, dx:dx + 2 * kept_cols - 1:2] = xp.permute_dims(
                     y[dy, dx, :, :, :kept_rows, :kept_cols], (1, 0, 2, 3))
 
 

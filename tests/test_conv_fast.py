@@ -131,7 +131,7 @@ def test_one_tile_by_the_paper_matrices_equals_winograd_correlate():
     rng = np.random.default_rng(4)
     d, g = rng.normal(size=(4, 4)), rng.normal(size=(3, 3))
     paper = PAPER_AT @ ((PAPER_G @ g @ PAPER_G.T) * (PAPER_BT @ d @ PAPER_BT.T)) @ PAPER_AT.T
-    ours = _winograd.correlate(d[None, None], g[None, None], (0, 0), [(slice(0, 1), slice(0, 1))],
+    ours = _winograd.correlate(d[None, None], g[None, None], (0, 0), [(slice(0, 1), slice(0, 1), slice(0, 1))],
                                lambda work, items: [work(item) for item in items])
     np.testing.assert_allclose(ours[0, 0], paper, rtol=1e-14, atol=1e-15)
 
