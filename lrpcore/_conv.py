@@ -122,13 +122,14 @@ def fold_windows(part: Any, input_shape: tuple[int, ...], kernel: tuple[int, int
     batch, channels, height, width = input_shape
     padded = xp.zeros((batch, channels, height + 2 * padding[0], width + 2 * padding[1]), dtype=dtype,
                       device=device)
+    disjoint = stride_h >= kernel_h and stride_w >= kernel_w     # every entry gets one window entry at most
     for i in range(kernel_h):
         for j in range(kernel_w):
             values = part(i * kernel_w + j)
             out_h, out_w = values.shape[-2:]
             rows = slice(i, i + stride_h * (out_h - 1) + 1, stride_h)
             cols = slice(j, j + stride_w * (out_w - 1) + 1, stride_w)
-            padded[:, :, rows, cols] = padded[:, :, rows, cols] + values
+            padded[:, :, rows, cols] = values if disjoint else padded[:, :, rows, cols] + values
     return _crop(padded, padding)
 
 
