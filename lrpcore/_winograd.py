@@ -133,30 +133,33 @@ def _phase_range(start: int, count: int, size: int) -> tuple[int, int]:
 
 def _block(x: Any, matrices: Any, out: Any, samples: slice, rows: slice, outputs: slice, padding: tuple[int, int],
            fused: Any | None) -> None:
-    """Tile rows ``rows`` of output channels ``outputs`` of the samples ``samples``: phases, input transform,
-    16 GEMMs, output transform.
+    """Tile rows ``rows`` of output channels ``outputs`` of the samples ``samples``, in four stages.
 
     Each stage is a few element-wise passes over all phases or positions at once (NumPy calls cost
     microseconds each, and a VGG-16 layer has dozens of blocks)."""
+    wide = tile_columns(out.shape[3]) + 1     # tiles per row, the last one junk
+    phases = _phases(x, samples, rows.start, rows.stop - rows.start, wide, padding)
+    v = _input_transform(phases, rows.stop - rows.start, wide, fused)
+    del phases
+    m = _products(matrices[:, outputs, :], v, fused)
+    del v
+    _output_transform(m, out, samples, outputs, rows.start, rows.stop - rows.start, wide, fused)
+
+
+def _phases(x: Any, samples: slice, first: int, tiles: int, wide: int, padding: tuple[int, int]) -> Any:
+    """phase[py, px, c, n, i·wide + j] = padded[n, c, 2(first + i) + py, 2j + px] for i < tiles + 2, flattened.
+
+    The last row is slack for the flattened shifts (read only by junk tiles). Only the border the
+    input does not cover is zeroed."""
     xp = get_namespace(x)
     channels, height, width = x.shape[1], x.shape[2], x.shape[3]
-    out_channels, out_h, out_w = outputs.stop - outputs.start, out.shape[2], out.shape[3]
-    matrices = matrices[:, outputs, :]
     count = samples.stop - samples.start
-    first, tiles = rows.start, rows.stop - rows.start
-    wide = tile_columns(out_w) + 1            # tiles per row, the last one junk
-    length = tiles * wide                     # tiles of the block, flattened
-    longer = length + 1                       # the row stage also feeds the column shift by one
-    pad_h, pad_w = padding
-
-    # phases: phase[py, px, c, n, i, j] = padded[n, c, 2(first + i) + py, 2j + px]; the last row is slack for
-    # the flattened shifts (read only by junk tiles). Only the border the input does not cover is zeroed.
     phase = xp.empty((2, 2, channels, count, tiles + 2, wide), dtype=x.dtype, device=x.device)
     for py in range(2):
-        top = 2 * first + py - pad_h
+        top = 2 * first + py - padding[0]
         i0, i1 = _phase_range(top, tiles + 2, height)
         for px in range(2):
-            left = px - pad_w
+            left = px - padding[1]
             j0, j1 = _phase_range(left, wide, width)
             if i1 > i0 and j1 > j0:
                 source = x[samples, :, top + 2 * i0:top + 2 * i1 - 1:2, left + 2 * j0:left + 2 * j1 - 1:2]
@@ -167,44 +170,57 @@ def _block(x: Any, matrices: Any, out: Any, samples: slice, rows: slice, outputs
                          (slice(i0, i1), slice(0, j0)), (slice(i0, i1), slice(j1, None))):
                 if _nonempty(zero[0], tiles + 2) and _nonempty(zero[1], wide):
                     phase[py, px, :, :, zero[0], zero[1]] = 0.0
-    flat = xp.reshape(phase, (2, 2, channels, count, (tiles + 2) * wide))
+    return xp.reshape(phase, (2, 2, channels, count, (tiles + 2) * wide))
 
-    # input transform, rows (Bᵀ d), both column phases at once: rowed[r, px] = t_r over `longer` tiles
-    rowed = xp.empty((4, 2, channels, count, longer), dtype=x.dtype, device=x.device)
+
+def _input_transform(flat: Any, tiles: int, wide: int, fused: Any | None) -> Any:
+    """V (16, C, n·tiles·wide), V_{4r+s} = (Bᵀ d B)[r, s] for every tile d, from the flattened phases."""
+    xp = get_namespace(flat)
+    channels, count = flat.shape[2], flat.shape[3]
+    length = tiles * wide                     # tiles of the block, flattened
+    longer = length + 1                       # the row stage also feeds the column shift by one
+    # rows (Bᵀ d), both column phases at once: rowed[r, px] = t_r over `longer` tiles
+    rowed = xp.empty((4, 2, channels, count, longer), dtype=flat.dtype, device=flat.device)
     d0, d2 = flat[0, :, :, :, :longer], flat[0, :, :, :, wide:wide + longer]
     d1, d3 = flat[1, :, :, :, :longer], flat[1, :, :, :, wide:wide + longer]
     _combine(rowed, 0, d0, d2, -1, fused)
     _combine(rowed, 1, d1, d2, +1, fused)
     _combine(rowed, 2, d2, d1, -1, fused)
     _combine(rowed, 3, d1, d3, -1, fused)
-    del phase, flat
     # columns (… B), all four rows r at once: v[r, s] = V_{4r+s}
-    v = xp.empty((4, 4, channels, count, length), dtype=x.dtype, device=x.device)
+    v = xp.empty((4, 4, channels, count, length), dtype=flat.dtype, device=flat.device)
     e0, e2 = rowed[:, 0, :, :, :length], rowed[:, 0, :, :, 1:]
     e1, e3 = rowed[:, 1, :, :, :length], rowed[:, 1, :, :, 1:]
     _combine(v, (slice(None), 0), e0, e2, -1, fused)
     _combine(v, (slice(None), 1), e1, e2, +1, fused)
     _combine(v, (slice(None), 2), e2, e1, -1, fused)
     _combine(v, (slice(None), 3), e1, e3, -1, fused)
-    del rowed, e0, e1, e2, e3
+    return xp.reshape(v, (16, channels, count * length))
 
-    columns = count * length
-    v = xp.reshape(v, (16, channels, columns))
+
+def _products(matrices: Any, v: Any, fused: Any | None) -> Any:
+    """M_k = U_k V_k for the 16 positions k: the only multiplications of the algorithm."""
     if fused is not None:
-        m = fused.empty((16, out_channels, columns), dtype=x.dtype)
+        m = fused.empty((16, matrices.shape[1], v.shape[2]), dtype=v.dtype)
         fused.matmul(matrices, v, out=m)
-    else:
-        m = xp.matmul(matrices, v)
-    del v
-    m = xp.reshape(m, (4, 4, out_channels, count, length))
+        return m
+    return get_namespace(v).matmul(matrices, v)
 
-    # output transform, rows (Aᵀ M), all four columns s at once: q[dy, s]
-    q = xp.empty((2, 4, out_channels, count, length), dtype=x.dtype, device=x.device)
+
+def _output_transform(m: Any, out: Any, samples: slice, outputs: slice, first: int, tiles: int, wide: int,
+                      fused: Any | None) -> None:
+    """Y = Aᵀ M A for every tile, written into ``out[samples, outputs]`` at tile rows first … first + tiles."""
+    xp = get_namespace(m)
+    out_channels, out_h, out_w = m.shape[1], out.shape[2], out.shape[3]
+    count = samples.stop - samples.start
+    length = tiles * wide
+    m = xp.reshape(m, (4, 4, out_channels, count, length))
+    # rows (Aᵀ M), all four columns s at once: q[dy, s]
+    q = xp.empty((2, 4, out_channels, count, length), dtype=m.dtype, device=m.device)
     _combine3(q, 0, m[0, ...], m[1, ...], m[2, ...], +1, fused)
     _combine3(q, 1, m[1, ...], m[2, ...], m[3, ...], -1, fused)
-    del m
     # columns (… A), both output rows dy at once: y[dy, dx]
-    y = xp.empty((2, 2, out_channels, count, length), dtype=x.dtype, device=x.device)
+    y = xp.empty((2, 2, out_channels, count, length), dtype=m.dtype, device=m.device)
     _combine3(y, (slice(None), 0), q[:, 0, ...], q[:, 1, ...], q[:, 2, ...], +1, fused)
     _combine3(y, (slice(None), 1), q[:, 1, ...], q[:, 2, ...], q[:, 3, ...], -1, fused)
     del q
