@@ -213,7 +213,8 @@ def _winograd_blocks(batch: int, out_h: int, out_w: int, in_channels: int, out_c
         count = -(-rows // per)
         bounds = [rows * index // count for index in range(count + 1)]
         parts = [(slice(start, stop), slice(0, out_channels)) for start, stop in zip(bounds[:-1], bounds[1:])]
-    return [(slice(sample, sample + 1), rows_part, channels) for sample in range(batch) for rows_part, channels in parts]
+    return [(slice(sample, sample + 1), rows_part, channels)
+            for sample in range(batch) for rows_part, channels in parts]
 
 
 def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, int], budget_bytes: int) -> Any:

@@ -80,7 +80,7 @@ def block_bytes(in_channels: int, out_channels: int, tiles_w: int, itemsize: int
 
 def correlate(x: Any, weight: Any, padding: tuple[int, int], blocks: list[tuple[slice, slice]],
               run: Any, transpose: bool = False) -> Any:
-    """y = g ⋆ x, the stride-1 correlation with ``weight`` (O, C, 3, 3) and zero ``padding`` (ph, pw), by F(2×2, 3×3).
+    """y = g ⋆ x, the stride-1 correlation with ``weight`` (O, C, 3, 3) and zero ``padding`` (ph, pw), by F(2, 3).
 
     ``transpose=False``: x (N, C, H, W) → y (N, O, H + 2ph − 2, W + 2pw − 2).
     ``transpose=True``: the adjoint of that map (needs ph, pw ≤ 2), applied to x (N, O, Ho, Wo) →
