@@ -185,13 +185,15 @@ def _zennit_runner(composite: str, threads: int) -> tuple[Any, Any]:
     return explain, forward
 
 
-def _median_time(function: Any, argument: Any, repeats: int) -> float:
-    times = []
+def _median_time(function: Any, argument: Any, repeats: int) -> tuple[float, float]:
+    """Median wall time and median CPU time (all threads of the process) of ``repeats`` calls."""
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         function(argument)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def run_worker(library: str, composite: str, batch: int, repeats: int, threads: int) -> dict[str, Any]:
@@ -205,8 +207,11 @@ def run_worker(library: str, composite: str, batch: int, repeats: int, threads: 
     build = time.perf_counter() - build_start
     x = _inputs(batch)
     explain(x[:1])                                  # warm-up (allocations, lazy imports, thread pools)
+    (explain_s, explain_cpu), (forward_s, forward_cpu) = (_median_time(explain, x, repeats),
+                                                          _median_time(forward, x, repeats))
     result = {"library": library, "composite": composite, "batch": batch, "repeats": repeats, "build_s": build,
-              "explain_s": _median_time(explain, x, repeats), "forward_s": _median_time(forward, x, repeats)}
+              "explain_s": explain_s, "forward_s": forward_s, "explain_cpu_s": explain_cpu,
+              "forward_cpu_s": forward_cpu}
     result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
     return result
 
@@ -428,8 +433,9 @@ def main(argv: list[str] | None = None) -> int:
             for library in args.libraries:
                 result = _spawn(library, composite, batch, args.repeats, args.threads)
                 results.append(result)
-                print(f"{library:14s} {composite:18s} batch {batch}: explain {result['explain_s']:.3f} s, "
-                      f"forward {result['forward_s']:.3f} s, peak {result['peak_mib']:.0f} MiB, "
+                print(f"{library:14s} {composite:18s} batch {batch}: explain {result['explain_s']:.3f} s "
+                      f"({result['explain_cpu_s']:.2f} s CPU), forward {result['forward_s']:.3f} s "
+                      f"({result['forward_cpu_s']:.2f} s CPU), peak {result['peak_mib']:.0f} MiB, "
                       f"other processes {result.get('others_cpu', float('nan')):.0%} of the CPU, "
                       f"load {result['load'][0]:.1f}–{result['load'][1]:.1f}", flush=True)
     print(f"\nVGG-16 {INPUT_SIZE}×{INPUT_SIZE} float32, {args.threads} threads, median of {args.repeats} "
