@@ -49,16 +49,28 @@ _SIGMA = (3, 1, 2, 0)
 _G_KRON_FLIPPED = tuple(_G_KRON[4 * _SIGMA[r] + _SIGMA[s]] for r in range(4) for s in range(4))
 
 
-def transform_weight(weight: Any, flipped: bool = False) -> Any:
+def transform_weight(weight: Any, flipped: bool = False, run: Any | None = None) -> Any:
     """U (16, O, C): U_k = (G g Gᵀ)[r, s] for every kernel g = weight[o, c] (O, C, 3, 3), k = 4r + s.
 
     ``flipped``: the transform of each kernel flipped in both spatial axes, U_{σ(r)σ(s)} (module docstring).
+    ``run`` (NumPy only): compute the two halves of the output channels as two tasks ``run(work, halves)``,
+    so that the threads that run the blocks share this memory-bound product too.
     """
     xp = get_namespace(weight)
     out_channels, in_channels = weight.shape[0], weight.shape[1]
     kron = xp.asarray(_G_KRON_FLIPPED if flipped else _G_KRON, dtype=weight.dtype, device=weight.device)
     flat = xp.reshape(weight, (out_channels * in_channels, 9))
-    return xp.reshape(xp.matmul(kron, xp.matrix_transpose(flat)), (16, out_channels, in_channels))
+    fused = _numpy_module(weight)
+    if run is None or fused is None or out_channels < 2:
+        return xp.reshape(xp.matmul(kron, xp.matrix_transpose(flat)), (16, out_channels, in_channels))
+    u = fused.empty((16, out_channels * in_channels), dtype=weight.dtype)
+    half = (out_channels + 1) // 2 * in_channels
+
+    def work(part: slice) -> None:
+        fused.matmul(kron, xp.matrix_transpose(flat[part, :]), out=u[:, part])
+
+    run(work, [slice(0, half), slice(half, out_channels * in_channels)])
+    return xp.reshape(u, (16, out_channels, in_channels))
 
 
 def output_shape(input_shape: tuple[int, ...], channels: int, padding: tuple[int, int]) -> tuple[int, int, int, int]:
@@ -92,10 +104,10 @@ def correlate(x: Any, weight: Any, padding: tuple[int, int], blocks: list[tuple[
     """
     xp = get_namespace(x, weight)
     if transpose:
-        matrices = xp.matrix_transpose(transform_weight(weight, flipped=True))
+        matrices = xp.matrix_transpose(transform_weight(weight, flipped=True, run=run))
         padding = (2 - padding[0], 2 - padding[1])
     else:
-        matrices = transform_weight(weight)
+        matrices = transform_weight(weight, run=run)
     shape = output_shape(tuple(x.shape), matrices.shape[1], padding)
     out = xp.empty(shape, dtype=x.dtype, device=x.device)
     fused = _numpy_module(x)
