@@ -33,6 +33,10 @@ _algorithm = "auto"
 #: Winograd F(2×2, 3×3) is used where both channel counts reach this. Below it the 16 products have
 #: too few rows or columns to run near the machine's GEMM rate (VGG-16's 3-channel input layer).
 WINOGRAD_MIN_CHANNELS = 16
+#: … and where one sample has at least this many output pixels: on smaller maps (VGG-16's 14×14 layers,
+#: 49 tiles) the 16 products are too narrow and the weight transform costs more than it saves (measured,
+#: tools/BENCHMARKS.md).
+WINOGRAD_MIN_PIXELS = 400
 
 
 def algorithm() -> str:
@@ -228,7 +232,7 @@ def correlate(x: Any, weight: Any, stride: tuple[int, int], padding: tuple[int, 
         xp = get_namespace(x, weight)
         batch, _, height, width = x.shape
         out_h, out_w = height + 2 * padding[0] - 2, width + 2 * padding[1] - 2
-        if out_h >= 1 and out_w >= 1:
+        if out_h >= 1 and out_w >= 1 and out_h * out_w >= WINOGRAD_MIN_PIXELS:
             blocks = _winograd_blocks(batch, out_h, out_w, weight.shape[1], weight.shape[0],
                                       xp.finfo(x.dtype).bits // 8, budget_bytes)
             return _winograd.correlate(x, weight, tuple(padding), blocks, _runner(xp))
@@ -263,7 +267,8 @@ def transpose(s: Any, weight: Any, input_shape: tuple[int, ...], stride: tuple[i
     (kernel_h, kernel_w), (pad_h, pad_w) = tuple(weight.shape[2:]), tuple(padding)
     if winograd_applies(weight, stride, padding) and _floating(s):
         batch, _, out_h, out_w = s.shape
-        if (out_h + 2 - 2 * pad_h, out_w + 2 - 2 * pad_w) == tuple(input_shape[2:]):
+        if ((out_h + 2 - 2 * pad_h, out_w + 2 - 2 * pad_w) == tuple(input_shape[2:])
+                and input_shape[2] * input_shape[3] >= WINOGRAD_MIN_PIXELS):
             blocks = _winograd_blocks(batch, input_shape[2], input_shape[3], weight.shape[0], weight.shape[1],
                                       xp.finfo(s.dtype).bits // 8, budget_bytes)
             return _winograd.correlate(s, weight, tuple(padding), blocks, _runner(xp), transpose=True)

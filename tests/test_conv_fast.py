@@ -48,6 +48,12 @@ def _relative(ours, reference):
     return float(np.max(np.abs(ours - reference)) / np.max(np.abs(reference)))
 
 
+@pytest.fixture(autouse=True)
+def small_maps_use_winograd(monkeypatch):
+    """The test shapes are small; by default maps under WINOGRAD_MIN_PIXELS keep the reference path."""
+    monkeypatch.setattr(_conv, "WINOGRAD_MIN_PIXELS", 1)
+
+
 @pytest.fixture
 def winograd_calls(monkeypatch):
     """The (input shape, transpose) of every call that went through Winograd."""
@@ -81,6 +87,17 @@ def test_fast_forward_and_transpose_equal_the_im2col_reference(shape, kernel, st
     expected = _conv.winograd_applies(weight, _pair(stride), _pair(padding))
     assert expected == (kernel[1:] == (3, 3) and stride == 1 and min(shape[1], kernel[0]) >= 16)
     assert winograd_calls == ([(shape, False), (fast.shape, True)] if expected else [])
+
+
+def test_small_maps_keep_the_reference_path(monkeypatch, winograd_calls):
+    monkeypatch.setattr(_conv, "WINOGRAD_MIN_PIXELS", 400)
+    for side, expected in ((19, 0), (20, 2)):                # 19² = 361 < 400 ≤ 20² output pixels
+        x, weight = _case((1, 16, side, side), (16, 3, 3), np.float64)
+        layer = Conv2d(weight, padding=1)
+        y = layer.linear_forward(x, weight)
+        layer.linear_transpose(y, weight, x.shape)
+        assert len(winograd_calls) == expected
+        winograd_calls.clear()
 
 
 def test_the_reference_switch_is_scoped_and_checked(winograd_calls):
