@@ -316,7 +316,7 @@ def correlate_im2col(x: Any, weight: Any, stride: tuple[int, int], padding: tupl
 def correlate_transpose(s: Any, weight: Any, input_shape: tuple[int, ...], stride: tuple[int, int],
                         padding: tuple[int, int], budget_bytes: int) -> Any:
     """The adjoint of :func:`correlate`: c = Wᵀ s with ``s`` (N, O, Ho, Wo) and the result ``input_shape``;
-    Winograd where :func:`winograd_applies`, else :func:`correlate_transpose_col2im`."""
+    where :func:`winograd_applies`, as :func:`transpose` computes it, else by :func:`correlate_transpose_col2im`."""
     if winograd_applies(weight, stride, padding):
         return transpose(s, weight, input_shape, stride, padding, budget_bytes)
     return correlate_transpose_col2im(s, weight, input_shape, stride, padding, budget_bytes)

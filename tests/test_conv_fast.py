@@ -89,6 +89,18 @@ def test_fast_forward_and_transpose_equal_the_im2col_reference(shape, kernel, st
     assert winograd_calls == ([(shape, False), (fast.shape, True)] if expected else [])
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_module_entry_points_give_the_reference_numbers(dtype, winograd_calls):
+    """_conv.correlate / correlate_transpose (what layers built on them call) against their im2col forms."""
+    x, weight = _case((2, 16, 7, 9), (20, 3, 3), dtype, seed=13)
+    y = _conv.correlate(x, weight, (1, 1), (1, 1), 1 << 20)
+    back = _conv.correlate_transpose(y, weight, x.shape, (1, 1), (1, 1), 1 << 20)
+    assert winograd_calls == [(x.shape, False), (y.shape, True)]
+    assert _relative(y, _conv.correlate_im2col(x, weight, (1, 1), (1, 1), 1 << 20)) <= TOLERANCE[dtype]
+    assert _relative(back, _conv.correlate_transpose_col2im(y, weight, x.shape, (1, 1), (1, 1),
+                                                            1 << 20)) <= TOLERANCE[dtype]
+
+
 def test_small_maps_keep_the_reference_path(monkeypatch, winograd_calls):
     monkeypatch.setattr(_conv, "WINOGRAD_MIN_PIXELS", 400)
     for side, expected in ((19, 0), (20, 2)):                # 19² = 361 < 400 ≤ 20² output pixels
