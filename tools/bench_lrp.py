@@ -281,7 +281,9 @@ def _table(results: list[dict[str, Any]], gemm: dict[str, Any] | None) -> list[s
             per_floor = ours["explain_s"] / batch / floor if floor else float("nan")
             ratios.append((composite, batch, time_ratio, memory_ratio, forward_ratio, per_floor))
             old = by_key.get(("lrpcore-im2col", composite, batch))
-            extra = (f"{old['explain_s']:.2f} | {old['forward_s']:.3f} | " if old else "– | – | ") if reference else ""
+            extra = ""
+            if reference:
+                extra = f"{old['explain_s']:.2f} | {old['forward_s']:.3f} | " if old else "– | – | "
             loads = [value for r in (ours, theirs, old) if r for value in r.get("load", ())]
             lines.append(f"| {composite} | {batch} | {ours['explain_s']:.2f} | {theirs['explain_s']:.2f} | "
                          f"{time_ratio:.2f} | {ours['peak_mib']:.0f} | {theirs['peak_mib']:.0f} | {memory_ratio:.2f} | "
