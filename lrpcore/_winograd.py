@@ -37,6 +37,7 @@ arrays (``out=``), which saves an allocation and a copy per pass.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from .backend import get_namespace
@@ -128,11 +129,11 @@ def tile_columns(output_width: int) -> int:
 
 
 def _numpy_module(x: Any) -> Any | None:
-    """NumPy itself when ``x`` is a NumPy array (its ufuncs take ``out=``), else None."""
-    namespace = getattr(x, "__array_namespace__", None)
-    if namespace is None or type(x).__module__ != "numpy":
+    """NumPy itself when ``x`` is a NumPy ndarray (its ufuncs take ``out=``), else None (any other backend)."""
+    if type(x).__module__ != "numpy":
         return None
-    module = namespace()
+    namespace = getattr(x, "__array_namespace__", None)       # NumPy ≥ 2; NumPy 1.x: the loaded module
+    module = namespace() if namespace is not None else sys.modules.get("numpy")
     return module if getattr(module, "__name__", "") == "numpy" else None
 
 
