@@ -18,16 +18,22 @@ Where the batch cannot be cut (one sample, a trace, a rule that mixes samples), 
 threads run the blocks of each convolution instead (:func:`block_runner`): the row blocks of
 the im2col products and the channel groups of col2im, whose layout never depends on the
 thread count, so again every number equals the serial pass's.
+
+Outside ``explain`` (``model.forward``, a layer called directly), a convolution called from the
+main thread runs its blocks on a shared pool of as many threads as BLAS may use, BLAS held at
+one thread meanwhile (:func:`conv_runner`); with one BLAS thread
+(``threadpoolctl.threadpool_limits(1)``) or from any other thread, its blocks run serially.
 """
 from __future__ import annotations
 
 import contextlib
 import contextvars
 import functools
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterator
 
-__all__ = ["BatchSplit", "BlockRunner", "batch_split", "block_runner"]
+__all__ = ["BatchSplit", "BlockRunner", "batch_split", "block_runner", "conv_runner"]
 
 
 @functools.lru_cache(maxsize=1)
@@ -94,6 +100,29 @@ def block_runner() -> BlockRunner | None:
     """The runner for convolution blocks while :func:`batch_split` lends its threads to them, else None
     (worker threads see None too: blocks never nest)."""
     return _BLOCK_RUNNER.get()
+
+
+_SHARED: dict[int, BlockRunner] = {}
+_SHARED_LOCK = threading.Lock()
+
+
+def conv_runner(xp: Any) -> BlockRunner | None:
+    """The runner for a convolution's blocks: :func:`block_runner` inside ``explain``; outside it, for
+    NumPy arrays in the main thread with BLAS allowed two threads or more, a shared pool of that many
+    threads (created once); else None (the blocks run one after the other)."""
+    runner = _BLOCK_RUNNER.get()
+    if runner is not None or not _is_numpy(xp) or threading.current_thread() is not threading.main_thread():
+        return runner
+    if _controller() is None:
+        return None
+    threads = _blas_threads()
+    if threads < 2:
+        return None
+    with _SHARED_LOCK:
+        if threads not in _SHARED:
+            _SHARED[threads] = BlockRunner(ThreadPoolExecutor(max_workers=threads,
+                                                              thread_name_prefix="lrpcore-conv"))
+        return _SHARED[threads]
 
 
 @contextlib.contextmanager

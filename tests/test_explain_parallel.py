@@ -144,7 +144,24 @@ def test_convolution_blocks_on_threads_give_the_serial_numbers(batch, record, sp
     assert (threaded.trace is None) == (not record)
 
 
-def test_blocks_do_not_run_on_threads_outside_explain(block_calls):
+def test_outside_explain_blocks_run_on_the_shared_pool_only_from_the_main_thread(split_calls, block_calls):
+    """model.forward: explain's runner is gone, the main thread's convolutions use the shared pool when BLAS
+    may use two threads (same numbers as serial), other threads and one BLAS thread run blocks serially."""
+    import threading
+
     model = relu_network(seed=7, dtype=np.float32)
-    model.forward(_inputs(1))
+    x = _inputs(1)
+    split_calls(1)
+    serial = model.forward(x)
     assert _parallel.block_runner() is None and block_calls == []
+    split_calls(2)
+    pooled = model.forward(x)
+    assert block_calls and min(block_calls) >= 2
+    np.testing.assert_array_equal(pooled, serial)
+    block_calls.clear()
+    found = []
+    worker = threading.Thread(target=lambda: found.append(model.forward(x)))
+    worker.start()
+    worker.join()
+    assert block_calls == []
+    np.testing.assert_array_equal(found[0], serial)

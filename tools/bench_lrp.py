@@ -4,6 +4,8 @@
     python tools/bench_lrp.py --quick         # batch 1 only, 1 timed run (a smoke test of the set-up)
     python tools/bench_lrp.py --repeats 3 --batches 1
     python tools/bench_lrp.py --profile       # where lrpcore's time goes, by layer type and by function
+    python tools/bench_lrp.py --libraries lrpcore lrpcore-im2col zennit --composites epsilon_gamma_box
+                                              # also lrpcore with the im2col reference convolutions
 
 Every configuration (library × composite × batch) runs in its own subprocess with the same
 number of BLAS/torch threads (``--threads``, default 2): the process builds VGG-16 with
@@ -23,8 +25,17 @@ dense layers, max pooling by the gradient); ``tutorial`` (lrpcore's LRP-tutorial
 sum-pooling rule for max pooling, so its max pools follow the gradient (lrpcore: ``maxpool="sum"``)
 and its stabilizers add ε·sign(z) where the tutorial adds ε (same cost).
 
-Targets (see tools/BENCHMARKS.md): time ratio lrpcore/zennit ≤ 0.5 at batch 1 and ≤ 0.25 at
-batch 8; peak memory ≤ 0.5 × zennit's. They are reported, never asserted.
+``lrpcore-im2col`` is lrpcore with every convolution computed by the im2col reference path
+(``lrpcore._conv.use_algorithm("im2col")``) instead of the fast one (Winograd F(2×2, 3×3)).
+
+The same run measures the machine's NumPy float32 GEMM rate (a 2048³ product with the same
+threads, median of 5) and from it the arithmetic floor of an explanation: three passes of
+VGG-16's multiply–adds (forward, ρ-forward, transposed map; 2 × 15.47 G = 30.9 GFLOP per pass),
+3 × 30.9 GFLOP ÷ rate per image. The load average is recorded before and after every run.
+
+Targets (issue 17, see tools/BENCHMARKS.md): time ratio lrpcore/zennit ≤ 0.4 at batch 1 and ≤ 0.25
+at batch 8; lrpcore's forward ≤ 1.2 × torch's; an explanation ≤ 2 × the floor; peak memory ≤ 0.5 ×
+zennit's at batch 8. They are reported, never asserted.
 """
 from __future__ import annotations
 
@@ -40,7 +51,10 @@ from typing import Any
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
 COMPOSITES = ("epsilon_gamma_box", "tutorial")
-LIBRARIES = ("lrpcore", "zennit")
+LIBRARIES = ("lrpcore", "zennit", "lrpcore-im2col")
+DEFAULT_LIBRARIES = ("lrpcore", "zennit")
+GEMM_SIZE = 2048
+PASSES = 3                  # forward, ρ-forward and transposed map: the least an LRP-γ explanation computes
 INPUT_SIZE = 224
 SEED = 0
 
@@ -57,9 +71,10 @@ def _inputs(batch: int) -> Any:
     return (raw - mean) / std
 
 
-def _lrpcore_runner(composite: str) -> tuple[Any, Any]:
-    """(explain(x), forward(x)) callables for lrpcore."""
+def _lrpcore_runner(composite: str, algorithm: str = "auto") -> tuple[Any, Any]:
+    """(explain(x), forward(x)) callables for lrpcore, its convolutions computed by ``algorithm``."""
     import lrpcore
+    from lrpcore import _conv
     from lrpcore.composites import get_composite
     from lrpcore.models import vgg16
 
@@ -68,9 +83,47 @@ def _lrpcore_runner(composite: str) -> tuple[Any, Any]:
     rules = get_composite(composite, **settings)
 
     def explain(x: Any) -> Any:
-        return lrpcore.explain(model, x, composite=rules).relevance
+        with _conv.use_algorithm(algorithm):
+            return lrpcore.explain(model, x, composite=rules).relevance
 
-    return explain, model.forward
+    def forward(x: Any) -> Any:
+        with _conv.use_algorithm(algorithm):
+            return model.forward(x)
+
+    return explain, forward
+
+
+def vgg16_flop() -> float:
+    """Floating-point operations of one VGG-16 forward pass at INPUT_SIZE (2 per multiply–add; conv and dense)."""
+    from lrpcore.layers import Conv2d, Dense
+    from lrpcore.models import vgg16
+
+    model = vgg16(input_size=INPUT_SIZE, seed=SEED)
+    shape, multiply_adds = (3, INPUT_SIZE, INPUT_SIZE), 0
+    for layer in model.layers:
+        out = layer.output_shape(shape)
+        if isinstance(layer, Conv2d):
+            multiply_adds += layer.weight.size * out[1] * out[2]
+        elif isinstance(layer, Dense):
+            multiply_adds += layer.weight.size
+        shape = out
+    return 2.0 * multiply_adds
+
+
+def gemm_rate(repeats: int = 5) -> float:
+    """NumPy float32 GEMM rate of this process (GFLOP/s): median of ``repeats`` 2048³ products after a warm-up."""
+    import numpy
+
+    rng = numpy.random.default_rng(SEED)
+    a = rng.random((GEMM_SIZE, GEMM_SIZE), dtype=numpy.float32)
+    b = rng.random((GEMM_SIZE, GEMM_SIZE), dtype=numpy.float32)
+    out = a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        numpy.matmul(a, b, out=out)
+        times.append(time.perf_counter() - start)
+    return 2.0 * GEMM_SIZE ** 3 / statistics.median(times) / 1e9
 
 
 def _zennit_tutorial(torch: Any, network: Any, low: Any, high: Any) -> Any:
@@ -132,25 +185,33 @@ def _zennit_runner(composite: str, threads: int) -> tuple[Any, Any]:
     return explain, forward
 
 
-def _median_time(function: Any, argument: Any, repeats: int) -> float:
-    times = []
+def _median_time(function: Any, argument: Any, repeats: int) -> tuple[float, float]:
+    """Median wall time and median CPU time (all threads of the process) of ``repeats`` calls."""
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         function(argument)
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        cpu.append(time.process_time() - start_cpu)
+    return statistics.median(times), statistics.median(cpu)
 
 
 def run_worker(library: str, composite: str, batch: int, repeats: int, threads: int) -> dict[str, Any]:
     import resource
 
     build_start = time.perf_counter()
-    explain, forward = (_lrpcore_runner(composite) if library == "lrpcore" else _zennit_runner(composite, threads))
+    if library == "zennit":
+        explain, forward = _zennit_runner(composite, threads)
+    else:
+        explain, forward = _lrpcore_runner(composite, "im2col" if library == "lrpcore-im2col" else "auto")
     build = time.perf_counter() - build_start
     x = _inputs(batch)
     explain(x[:1])                                  # warm-up (allocations, lazy imports, thread pools)
+    (explain_s, explain_cpu), (forward_s, forward_cpu) = (_median_time(explain, x, repeats),
+                                                          _median_time(forward, x, repeats))
     result = {"library": library, "composite": composite, "batch": batch, "repeats": repeats, "build_s": build,
-              "explain_s": _median_time(explain, x, repeats), "forward_s": _median_time(forward, x, repeats)}
+              "explain_s": explain_s, "forward_s": forward_s, "explain_cpu_s": explain_cpu,
+              "forward_cpu_s": forward_cpu}
     result["peak_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024   # KiB on Linux
     return result
 
@@ -185,11 +246,13 @@ def _children_seconds() -> float:
 def _spawn(library: str, composite: str, batch: int, repeats: int, threads: int) -> dict[str, Any]:
     command = [sys.executable, __file__, "--worker", library, "--composites", composite, "--batches", str(batch),
                "--repeats", str(repeats), "--threads", str(threads)]
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     busy, own, start = _busy_seconds(), _children_seconds(), time.perf_counter()
     completed = subprocess.run(command, capture_output=True, text=True, env=_thread_environment(threads))
     if completed.returncode != 0:
         raise RuntimeError(f"{library} {composite} batch {batch} failed:\n{completed.stderr[-3000:]}")
     result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["load"] = (load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"))
     # share of the machine's CPU time taken by other processes during the run: the times are only
     # comparable when it is small
     if busy is not None:
@@ -198,11 +261,14 @@ def _spawn(library: str, composite: str, batch: int, repeats: int, threads: int)
     return result
 
 
-def _table(results: list[dict[str, Any]]) -> list[str]:
+def _table(results: list[dict[str, Any]], gemm: dict[str, Any] | None) -> list[str]:
     by_key = {(r["library"], r["composite"], r["batch"]): r for r in results}
+    floor = PASSES * vgg16_flop() / (gemm["gflops"] * 1e9) if gemm else None     # seconds per image
+    reference = any(r["library"] == "lrpcore-im2col" for r in results)
     lines = ["| composite | batch | lrpcore s | zennit s | time ratio | lrpcore MiB | zennit MiB | memory ratio "
-             "| lrpcore explain/forward | lrpcore forward s | torch forward s | others' CPU |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| lrpcore explain/forward | lrpcore forward s | torch forward s | forward ratio | explain ÷ floor "
+             + ("| im2col lrpcore s | im2col forward s " if reference else "") + "| load | others' CPU |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if reference else "") + "---|---|"]
     ratios = []
     for composite in dict.fromkeys(r["composite"] for r in results):
         for batch in sorted({r["batch"] for r in results}):
@@ -211,18 +277,43 @@ def _table(results: list[dict[str, Any]]) -> list[str]:
                 continue
             time_ratio = ours["explain_s"] / theirs["explain_s"]
             memory_ratio = ours["peak_mib"] / theirs["peak_mib"]
-            ratios.append((composite, batch, time_ratio, memory_ratio))
+            forward_ratio = ours["forward_s"] / theirs["forward_s"]
+            per_floor = ours["explain_s"] / batch / floor if floor else float("nan")
+            ratios.append((composite, batch, time_ratio, memory_ratio, forward_ratio, per_floor))
+            old = by_key.get(("lrpcore-im2col", composite, batch))
+            extra = ""
+            if reference:
+                extra = f"{old['explain_s']:.2f} | {old['forward_s']:.3f} | " if old else "– | – | "
+            loads = [value for r in (ours, theirs, old) if r for value in r.get("load", ())]
             lines.append(f"| {composite} | {batch} | {ours['explain_s']:.2f} | {theirs['explain_s']:.2f} | "
                          f"{time_ratio:.2f} | {ours['peak_mib']:.0f} | {theirs['peak_mib']:.0f} | {memory_ratio:.2f} | "
                          f"{ours['explain_s'] / ours['forward_s']:.1f} | {ours['forward_s']:.3f} | "
-                         f"{theirs['forward_s']:.3f} | "
+                         f"{theirs['forward_s']:.3f} | {forward_ratio:.2f} | {per_floor:.2f} | {extra}"
+                         f"{min(loads, default=float('nan')):.1f}–{max(loads, default=float('nan')):.1f} | "
                          f"{max(ours.get('others_cpu', 0), theirs.get('others_cpu', 0)):.0%} |")
     lines.append("")
-    for composite, batch, time_ratio, memory_ratio in ratios:
-        target = 0.5 if batch == 1 else 0.25
+    if gemm:
+        lines.append(f"NumPy float32 GEMM ({GEMM_SIZE}³, {gemm['threads']} threads): {gemm['gflops']:.0f} GFLOP/s "
+                     f"(load {gemm['load'][0]:.1f}–{gemm['load'][1]:.1f}); VGG-16 forward {vgg16_flop() / 1e9:.1f} "
+                     f"GFLOP; floor of an explanation = {PASSES} passes = {floor:.3f} s per image")
+    for composite, batch, time_ratio, memory_ratio, forward_ratio, per_floor in ratios:
+        target = 0.4 if batch == 1 else 0.25
         lines.append(f"ratio lrpcore/zennit  {composite:18s} batch {batch}: time {time_ratio:.2f} "
-                     f"(target ≤ {target}), peak memory {memory_ratio:.2f} (target ≤ 0.5)")
+                     f"(target ≤ {target}), peak memory {memory_ratio:.2f} (target ≤ 0.5 at batch 8), "
+                     f"forward {forward_ratio:.2f} × torch (target ≤ 1.2), explain {per_floor:.2f} × floor "
+                     f"(target ≤ 2)")
     return lines
+
+
+def _spawn_gemm(threads: int) -> dict[str, Any]:
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    completed = subprocess.run([sys.executable, __file__, "--worker", "gemm", "--threads", str(threads)],
+                               capture_output=True, text=True, env=_thread_environment(threads))
+    if completed.returncode != 0:
+        raise RuntimeError(f"GEMM rate measurement failed:\n{completed.stderr[-3000:]}")
+    result = json.loads(completed.stdout.strip().splitlines()[-1])
+    result["load"] = (load_before, os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan"))
+    return result
 
 
 def profile(batch: int, composite: str) -> None:
@@ -249,7 +340,7 @@ def profile(batch: int, composite: str) -> None:
     model.forward(x)
     forward_end = time.perf_counter(), time.process_time()
     start = time.perf_counter(), time.process_time()
-    profiler = cProfile.Profile()
+    profiler = cProfile.Profile(time.process_time)      # CPU seconds: steadier than wall time on a busy machine
     profiler.enable()
     lrpcore.explain(model, x, composite=rules, modify=stamp)
     profiler.disable()
@@ -272,7 +363,39 @@ def profile(batch: int, composite: str) -> None:
     for name, (wall, cpu) in sorted(split.items(), key=lambda item: -item[1][0]):
         print(f"| {name} | {wall:.3f} | {wall / total_wall:.0%} | {cpu:.3f} |")
     print()
+    print("By operation, CPU seconds (cProfile follows the calling thread only: exact with --threads 1):")
+    print("| operation | CPU s | share |\n|---|---|---|")
+    for name, seconds in _operations(pstats.Stats(profiler)):
+        print(f"| {name} | {seconds:.3f} | {seconds / total_cpu:.0%} |")
+    print()
     pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+
+
+#: (label, module file ending, function names): cumulative time of these functions, which never nest in one another
+OPERATIONS = (
+    ("convolution: Winograd products (16 GEMMs per block)", "_winograd.py", ("_products",)),
+    ("convolution: Winograd input/output transforms", "_winograd.py", ("_input_transform", "_output_transform")),
+    ("convolution: Winograd phases (strided gather, padding)", "_winograd.py", ("_phases",)),
+    ("convolution: Winograd weight transform", "_winograd.py", ("transform_weight",)),
+    ("convolution: im2col blocks (columns + GEMM)", "_conv.py", ("correlate_im2col",)),
+    ("convolution: col2im transposed maps", "_conv.py", ("correlate_transpose_col2im",)),
+    ("dense layers (forward and transposed)", "dense.py", ("linear_forward", "linear_transpose", "forward")),
+    ("pooling layers", "pooling.py", ("forward", "relevance_weight", "linear_forward", "linear_transpose")),
+)
+
+
+def _operations(stats: Any) -> list[tuple[str, float]]:
+    """Cumulative seconds per operation of :data:`OPERATIONS`, and the rest of the explanation."""
+    rows, total, covered = [], 0.0, 0.0
+    for (filename, _, function), (_, _, _, cumulative, _) in stats.stats.items():
+        total = max(total, cumulative)
+    for label, ending, functions in OPERATIONS:
+        seconds = sum(entry[3] for (filename, _, function), entry in stats.stats.items()
+                      if filename.endswith(ending) and function in functions)
+        rows.append((label, seconds))
+        covered += seconds
+    rows.append(("the rest (rules' element-wise passes, masks, counts, Python)", max(0.0, total - covered)))
+    return rows
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -281,15 +404,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median; default 5)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
     parser.add_argument("--composites", nargs="+", default=list(COMPOSITES), choices=COMPOSITES)
-    parser.add_argument("--libraries", nargs="+", default=list(LIBRARIES), choices=LIBRARIES)
+    parser.add_argument("--libraries", nargs="+", default=list(DEFAULT_LIBRARIES), choices=LIBRARIES,
+                        help="lrpcore, zennit (default both); lrpcore-im2col: lrpcore with the reference convolutions")
     parser.add_argument("--threads", type=int, default=2, help="BLAS / torch threads for both (default 2)")
     parser.add_argument("--quick", action="store_true", help="batch 1, one timed run: check the set-up")
     parser.add_argument("--profile", action="store_true", help="profile lrpcore only (first batch/composite)")
     parser.add_argument("--json", help="also write the raw results to this JSON file")
-    parser.add_argument("--worker", choices=LIBRARIES, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=LIBRARIES + ("gemm",), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.batches = 1, [1]
+    if args.worker == "gemm":
+        print(json.dumps({"threads": args.threads, "gflops": gemm_rate()}))
+        return 0
     if args.worker:
         result = run_worker(args.worker, args.composites[0], args.batches[0], args.repeats, args.threads)
         print(json.dumps(result))
@@ -301,21 +428,25 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     results = []
     started = time.perf_counter()
+    gemm = _spawn_gemm(args.threads)
+    print(f"NumPy float32 GEMM rate: {gemm['gflops']:.0f} GFLOP/s ({args.threads} threads)", flush=True)
     for composite in args.composites:
         for batch in args.batches:
             for library in args.libraries:
                 result = _spawn(library, composite, batch, args.repeats, args.threads)
                 results.append(result)
-                print(f"{library:8s} {composite:18s} batch {batch}: explain {result['explain_s']:.3f} s, "
-                      f"forward {result['forward_s']:.3f} s, peak {result['peak_mib']:.0f} MiB, "
-                      f"other processes {result.get('others_cpu', float('nan')):.0%} of the CPU", flush=True)
+                print(f"{library:14s} {composite:18s} batch {batch}: explain {result['explain_s']:.3f} s "
+                      f"({result['explain_cpu_s']:.2f} s CPU), forward {result['forward_s']:.3f} s "
+                      f"({result['forward_cpu_s']:.2f} s CPU), peak {result['peak_mib']:.0f} MiB, "
+                      f"other processes {result.get('others_cpu', float('nan')):.0%} of the CPU, "
+                      f"load {result['load'][0]:.1f}–{result['load'][1]:.1f}", flush=True)
     print(f"\nVGG-16 {INPUT_SIZE}×{INPUT_SIZE} float32, {args.threads} threads, median of {args.repeats} "
           f"after a warm-up; total {time.perf_counter() - started:.0f} s; \"others' CPU\": the larger share of "
           f"the machine's CPU time other processes took during the two runs (times are comparable only when "
           f"it is small)\n")
-    print("\n".join(_table(results)))
+    print("\n".join(_table(results, gemm)))
     if args.json:
-        pathlib.Path(args.json).write_text(json.dumps(results, indent=2))
+        pathlib.Path(args.json).write_text(json.dumps({"gemm": gemm, "results": results}, indent=2))
     return 0
 
 

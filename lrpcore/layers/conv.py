@@ -138,27 +138,13 @@ class Conv2d(_WeightedLayer):
         return out
 
     def linear_transpose(self, s: Any, weight: Any, input_shape: tuple[int, ...]) -> Any:
-        """c = Wᵀ s, the adjoint of the convolution.
-
-        Two exact ways, chosen by shape because their costs differ (measured on VGG-16, see
-        tools/BENCHMARKS.md): GEMMs (C·kh·kw × O) @ (O × Ho·Wo) whose columns col2im adds back into
-        their windows, or, with stride 1, a correlation of s padded by k − 1 − p with the kernel
-        flipped in both spatial axes and its channels swapped (the transposed-convolution identity).
-        The first writes a C·kh·kw-row column matrix from only O inputs, which is slow where the
-        layer does not widen (C ≥ O); there the correlation is used.
-        """
+        """c = Wᵀ s, the adjoint of the convolution (:func:`lrpcore._conv.transpose` picks the algorithm;
+        grouped and depthwise convolutions go through :mod:`lrpcore.layers._grouped`)."""
         if self.groups != 1:
             if _grouped.is_depthwise(weight, self.groups):
                 return _grouped.depthwise_transpose(s, weight, tuple(input_shape), self.stride, self.padding)
             return _grouped.grouped_transpose(self._block_layer, s, weight, tuple(input_shape), self.groups)
-        xp = get_namespace(s, weight)
-        (kernel_h, kernel_w), (pad_h, pad_w) = self.kernel_size, self.padding
-        if self.stride == (1, 1) and pad_h < kernel_h and pad_w < kernel_w and weight.shape[1] >= weight.shape[0]:
-            flipped = xp.flip(xp.permute_dims(weight, (1, 0, 2, 3)), axis=(2, 3))
-            return _conv.correlate(s, flipped, (1, 1), (kernel_h - 1 - pad_h, kernel_w - 1 - pad_w),
-                                   COLUMN_BUDGET_BYTES)
-        return _conv.correlate_transpose(s, weight, tuple(input_shape), self.stride, self.padding,
-                                         COLUMN_BUDGET_BYTES)
+        return _conv.transpose(s, weight, tuple(input_shape), self.stride, self.padding, COLUMN_BUDGET_BYTES)
 
 
 class Conv1d(_WeightedLayer):

@@ -285,19 +285,27 @@ def winner_weight(views: list[Any], maxpool: MaxPoolMode, dtype: Any) -> Any:
     window order (autograd's choice). Shared by the max-pooling layers (fixed and adaptive windows).
     """
     xp = get_namespace(views[0])
+    # contiguous copies of the window views: NumPy's element-wise passes on strided views are several
+    # times slower than a copy, and each view is read twice
+    views = [xp.asarray(view, copy=True) for view in views]
     maximum = views[0]
     for view in views[1:]:
         maximum = xp.maximum(maximum, view)
-    hits = [view == maximum for view in views]          # the window positions holding the maximum
+    # weight[:, :, k] = 1 where window position k holds the maximum ("winner": then divided by the number
+    # of maxima; "winner_first": only the first of them), written position by position (no stacked copies)
+    weight = xp.empty((maximum.shape[0], maximum.shape[1], len(views), *maximum.shape[2:]), dtype=dtype,
+                      device=maximum.device)
+    taken = None
+    for index, view in enumerate(views):
+        hit = view == maximum
+        if maxpool == "winner_first" and taken is not None:
+            hit, taken = xp.logical_and(hit, xp.logical_not(taken)), xp.logical_or(taken, hit)
+        elif maxpool == "winner_first":
+            taken = hit
+        weight[:, :, index, ...] = xp.astype(hit, dtype)
     if maxpool == "winner":
-        winners = xp.astype(xp.stack(hits, axis=2), dtype)
-        return winners / xp.sum(winners, axis=2, keepdims=True)
-    taken = hits[0]                                     # keep only the first maximum of each window
-    first = [hits[0]]
-    for hit in hits[1:]:
-        first.append(xp.logical_and(hit, xp.logical_not(taken)))
-        taken = xp.logical_or(taken, hit)
-    return xp.astype(xp.stack(first, axis=2), dtype)
+        weight /= xp.sum(weight, axis=2, keepdims=True)
+    return weight
 
 
 class _Pool1d(LinearLayer):
