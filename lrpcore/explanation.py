@@ -133,12 +133,12 @@ class ConservationTable:
         return abs(self.input_sum - self.explained) / max(abs(self.explained), 1e-30)
 
     def __str__(self) -> str:
-        named = any(row["name"] != str(row["index"]) for row in self.rows)
+        named = any(row.get("name", str(row["index"])) != str(row["index"]) for row in self.rows)
         header = ("index", "name", "layer", "rule", "ΣR out", "ΣR in", "absorbed", "rel. error")
         keep = [0, 1, 2, 3, 4, 5, 6, 7] if named else [0, 2, 3, 4, 5, 6, 7]
         cells = [tuple(header[k] for k in keep)]
         for row in self.rows:
-            values = (str(row["index"]), row["name"], row["layer"], row["rule"], f"{row['sum_out']:.6g}",
+            values = (str(row["index"]), row.get("name", str(row["index"])), row["layer"], row["rule"], f"{row['sum_out']:.6g}",
                       f"{row['sum_in']:.6g}", f"{row['absorbed']:.3g}", f"{row['relative_error']:.2e}")
             cells.append(tuple(values[k] for k in keep))
         text_columns = 4 if named else 3
