@@ -63,8 +63,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              f"one of {', '.join(composites)}")
     parser.add_argument("--sort", nargs="+", default=["morf"], choices=("morf", "lrf", "random"),
                         help="patch order(s), one curve each (default morf)")
-    parser.add_argument("--mode", default="inpaint", choices=("inpaint", "random", "constant"),
-                        help="perturbation (default inpaint: OpenCV Telea)")
+    parser.add_argument("--mode", default="inpaint", choices=("inpaint", "random", "random_channels", "constant"),
+                        help="perturbation (default inpaint: OpenCV Telea; random: one gray per patch, as the "
+                             "thesis; random_channels: one value per patch and channel)")
     parser.add_argument("--patch-size", type=int, default=8, metavar="PIXELS", help="patch side (default 8)")
     parser.add_argument("--schedule", default="quadratic", choices=("quadratic", "linear", "log"),
                         help="patches per step (default quadratic: 1, 3, 5, ...)")

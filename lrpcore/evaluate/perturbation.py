@@ -7,8 +7,9 @@ stay high under least-relevant-first (LRF) removal. :func:`pixel_flipping` imple
 
 1. the heatmap reduced to one channel and summed per patch (:mod:`.patches`);
 2. patches ranked (MoRF, LRF or random) and flipped by a schedule (:mod:`.schedules`);
-3. each step's image perturbed by inpainting (:mod:`.inpaint`), uniform noise or a constant,
-   computed in *raw* input space (``metadata.deprocess``) and preprocessed back;
+3. each step's image perturbed by inpainting (:mod:`.inpaint`), a random gray per patch (the
+   thesis' RGB(i, j, k) → RGB(a, a, a)), a random colour per patch or a constant, computed in
+   *raw* input space (``metadata.deprocess``) and preprocessed back;
 4. all images × steps streamed through the model in batches of ``batch_size``
    (⌈N·S / batch_size⌉ forward calls in all);
 5. the scores gathered into a :class:`~lrpcore.evaluate.curve.PerturbationCurve`.
@@ -31,7 +32,10 @@ from .schedules import Schedule, schedule_counts
 
 __all__ = ["pixel_flipping", "MODES", "SORTS"]
 
-MODES = ("inpaint", "random", "constant")
+#: ``"random"``: one uniform gray a per patch, the same in every channel (the thesis replaces a
+#: pixel RGB(i, j, k) by RGB(a, a, a)); ``"random_channels"``: one uniform value per patch *and*
+#: channel (lrpcore's behaviour before issue 14, a random colour).
+MODES = ("inpaint", "random", "random_channels", "constant")
 SORTS = ("morf", "lrf", "random")
 
 
@@ -177,6 +181,13 @@ def _perturbed_steps(raw: np.ndarray, pixel_masks: np.ndarray, mode: str, repert
         return np.where(pixel_masks[:, None], constant.astype(raw.dtype)[None, :, None, None], raw[None])
     if mode == "random":
         low, high = value_range
+        # one gray a per patch, all channels equal (thesis: RGB(i, j, k) → RGB(a, a, a)):
+        # (K', P) → (K', H, W) → (K', 1, H, W), broadcast over the channels
+        tables = rng().uniform(low, high, size=(steps if reperturb else 1, grid.count))
+        values = tables[:, grid.patch_index()][:, None].astype(raw.dtype)
+        return np.where(pixel_masks[:, None], values, raw[None])
+    if mode == "random_channels":
+        low, high = value_range
         tables = rng().uniform(low, high, size=(steps if reperturb else 1, grid.count, channels))
         # one value per patch and channel: (K', P, C) → (K', H, W, C) → (K', C, H, W)
         values = np.moveaxis(tables[:, grid.patch_index(), :], -1, 1).astype(raw.dtype)
@@ -205,7 +216,7 @@ def pixel_flipping(
     target: Any = None,
     *,
     sort: Literal["morf", "lrf", "random"] = "morf",
-    mode: Literal["inpaint", "random", "constant"] = "inpaint",
+    mode: Literal["inpaint", "random", "random_channels", "constant"] = "inpaint",
     patch_size: int | tuple[int, int] = 8,
     schedule: Schedule = "quadratic",
     steps: int | None = None,
@@ -233,7 +244,9 @@ def pixel_flipping(
     a seeded permutation per image (``"lerf"``, Quantus' spelling, means ``"lrf"``). ``schedule``/``steps``: cumulative patch counts per step, see
     :mod:`lrpcore.evaluate.schedules` (``"quadratic"`` flips 1, 3, 5, … patches, as the thesis).
     ``mode``: ``"inpaint"`` (OpenCV Telea, radius ``inpaint_radius``), ``"random"`` (one uniform
-    value in ``value_range`` per patch and channel, from ``seed``), ``"constant"`` (``constant``,
+    gray a in ``value_range`` per patch, equal in all channels: the thesis' RGB(a, a, a); from
+    ``seed``), ``"random_channels"`` (one uniform value per patch *and* channel, a random colour;
+    lrpcore's ``"random"`` before issue 14), ``"constant"`` (``constant``,
     a raw value or one per channel; default the value-range midpoint). ``reperturb=True`` perturbs
     the whole accumulated mask anew at every step (re-inpainting from the original, fresh random
     values); ``False`` perturbs only the newly added patches of the previous step's image.
