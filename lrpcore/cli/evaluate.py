@@ -9,8 +9,11 @@ MODEL: an lrpcore model file (or anything ``lrpcore convert`` reads). DATA: eith
   ``motifs``); the labels are the targets, and for ``shapes`` the image size defaults to the
   model's input size.
 
-Heatmaps come from ``lrpcore.explain`` with ``--composite`` (a preset name, or ``random`` for the
-seeded Gaussian-noise baseline heatmap). Each ``--sort`` gives one curve. Written to ``--out DIR``
+Heatmaps come from ``lrpcore.baselines.attribute`` with ``--method`` (alias ``--composite``): an LRP
+composite preset, or a baseline of :mod:`lrpcore.baselines` (``gradient``, ``gradient_x_input``,
+``smoothgrad``, ``integrated_gradients``, ``occlusion``, ``guided_backprop``, ``deconvnet``, ``uniform``,
+and ``random``, the thesis' seeded uniform [0, 1) noise heatmap, or ``random_normal``). Each
+``--sort`` gives one curve. Written to ``--out DIR``
 (created if missing; existing result files are never replaced without ``--overwrite``):
 ``curve.png`` (mean normalised curves, AUC in the legend), ``steps.png`` (image 0 step by step),
 ``per_image.csv`` (one row per image and sort), ``results.json`` (settings, summaries, mean
@@ -33,21 +36,21 @@ from ._models import add_source_arguments, read_model, source_options
 
 OUTPUT_FILES = ("curve.png", "steps.png", "per_image.csv", "results.json")
 GENERATORS = ("shapes", "motifs")
-RANDOM_HEATMAP = "random"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
+    from ..baselines import BASELINES
     from ..composites import PRESETS
 
-    composites = sorted(PRESETS) + [RANDOM_HEATMAP]
+    methods = sorted(PRESETS) + list(BASELINES)
     parser = subparsers.add_parser(
         "evaluate",
-        help="pixel flipping of LRP heatmaps: perturbation curves, AUC, AOPC",
-        description="Explain DATA with MODEL under a composite, perturb the most (or least) relevant patches "
-                    "step by step, and record the target score: curve PNG, per-image CSV/JSON with AUCs, and "
+        help="pixel flipping of LRP (or baseline) heatmaps: perturbation curves, AUC, AOPC",
+        description="Explain DATA with MODEL under a composite or a baseline method, perturb the most (or least) "
+                    "relevant patches step by step, and record the target score: curve PNG, per-image CSV/JSON with AUCs, and "
                     "a summary line. DATA is a .npy file of raw inputs (with --targets) or a generator spec "
                     "NAME:N[:key=value...] such as shapes:32:seed=1.",
-        epilog="example: lrpcore evaluate models/shapes_cnn.h5 shapes:32:seed=1 --composite epsilon_plus "
+        epilog="example: lrpcore evaluate models/shapes_cnn.h5 shapes:32:seed=1 --method epsilon_plus "
                "--sort morf lrf random --mode inpaint --out pf_results",
     )
     parser.add_argument("model", metavar="MODEL", help="model file (lrpcore .h5, or what 'lrpcore convert' reads)")
@@ -58,9 +61,10 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                         help="explain and score the label (default when labels are known) or the predicted class")
     parser.add_argument("--preprocessed", action="store_true",
                         help=".npy DATA already holds model inputs (do not apply the model's preprocessing)")
-    parser.add_argument("--composite", metavar="NAME", default="epsilon_plus", choices=composites,
-                        help=f"LRP composite (default epsilon_plus), or '{RANDOM_HEATMAP}' for a noise heatmap; "
-                             f"one of {', '.join(composites)}")
+    parser.add_argument("--method", "--composite", dest="method", metavar="NAME", default="epsilon_plus",
+                        choices=methods,
+                        help="LRP composite preset (default epsilon_plus) or baseline attribution "
+                             "('random': the thesis' uniform [0, 1) noise heatmap); one of " + ", ".join(methods))
     parser.add_argument("--sort", nargs="+", default=["morf"], choices=("morf", "lrf", "random"),
                         help="patch order(s), one curve each (default morf)")
     parser.add_argument("--mode", default="inpaint", choices=("inpaint", "random", "random_channels", "constant"),
@@ -80,7 +84,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--no-reperturb", dest="reperturb", action="store_false",
                         help="perturb only the new patches at each step (default: the whole mask again)")
     parser.add_argument("--batch-size", type=int, default=32, help="inputs per model call (default 32)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random sorts, random mode, noise heatmaps")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of random sorts, random mode, noise heatmaps and SmoothGrad")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder (created if missing)")
     parser.add_argument("--overwrite", action="store_true", help="replace result files already in DIR")
     add_source_arguments(parser)
@@ -170,24 +175,22 @@ def _targets(args: Any, labels: numpy.ndarray | None) -> Any:
     return "pred"
 
 
-def _heatmaps(model: Any, inputs: numpy.ndarray, target: Any, composite: str, batch_size: int,
+def _heatmaps(model: Any, inputs: numpy.ndarray, target: Any, method: str, batch_size: int,
               seed: int) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """(relevance, explained targets), explained in chunks of ``batch_size``."""
+    """(relevance, explained targets), attributed in chunks of ``batch_size``; seeded methods draw per
+    image (by its index in DATA), so the chunking does not change them."""
     from ..backend import to_numpy
-    from ..explain import explain
+    from ..baselines import attribute
 
-    if composite == RANDOM_HEATMAP:
-        rng = numpy.random.default_rng(seed)
-        logits = numpy.concatenate([to_numpy(model.forward(inputs[start:start + batch_size]))
-                                    for start in range(0, len(inputs), batch_size)])
-        targets = logits.argmax(axis=1) if isinstance(target, str) else numpy.asarray(target)
-        return rng.normal(size=inputs.shape), targets
+    seeded = method in ("random", "random_normal", "smoothgrad")
     relevances, targets = [], []
     for start in range(0, len(inputs), batch_size):
-        part = target if isinstance(target, str) else target[start:start + batch_size]
-        explanation = explain(model, inputs[start:start + batch_size], target=part, composite=composite)
-        relevances.append(to_numpy(explanation.relevance))
-        targets.append(to_numpy(explanation.target))
+        stop = min(start + batch_size, len(inputs))
+        part = target if isinstance(target, str) else target[start:stop]
+        options = {"seed": seed, "image_ids": range(start, stop)} if seeded else {}
+        attribution = attribute(model, inputs[start:stop], part, method, **options)
+        relevances.append(to_numpy(attribution.relevance))
+        targets.append(to_numpy(attribution.target))
     return numpy.concatenate(relevances), numpy.concatenate(targets)
 
 
@@ -218,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
     model, _ = read_model(args.model, **source_options(args))
     inputs, labels, data_description = load_data(args, model)
     target = _targets(args, labels)
-    relevance, targets = _heatmaps(model, inputs, target, args.composite, args.batch_size, args.seed)
+    relevance, targets = _heatmaps(model, inputs, target, args.method, args.batch_size, args.seed)
     options = dict(mode=args.mode, patch_size=args.patch_size, schedule=args.schedule, steps=args.steps,
                    final_gray=args.final_gray, reperturb=args.reperturb, channel_reduce=args.channel_reduce,
                    score=args.score, seed=args.seed, batch_size=args.batch_size, constant=args.constant)
@@ -230,7 +233,7 @@ def run(args: argparse.Namespace) -> int:
     _check_output(args.out, args.overwrite)  # again: another process may have written meanwhile
     name = model.metadata.name or os.path.basename(args.model)
     figure = perturbation_curve(curves, normalised=any(curve.valid.any() for curve in curves.values()),
-                                title=f"{name}, {args.composite}, {args.mode}, {len(inputs)} images")
+                                title=f"{name}, {args.method}, {args.mode}, {len(inputs)} images")
     figure.savefig(os.path.join(args.out, "curve.png"), dpi=120, bbox_inches="tight")
     plt.close(figure)
     figure = perturbation_steps(example, relevance=relevance[0], metadata=model.metadata)
@@ -252,7 +255,7 @@ def run(args: argparse.Namespace) -> int:
                                  f"{curve.scores[image, 0]:.8g}", f"{curve.scores[image, -1]:.8g}"])
     results = {
         "model": os.path.abspath(args.model), "model_name": name, "data": data_description,
-        "composite": args.composite, "target": target if isinstance(target, str) else "label",
+        "method": args.method, "composite": args.method, "target": target if isinstance(target, str) else "label",
         "settings": {key: (list(value) if isinstance(value, tuple) else value) for key, value in options.items()},
         "curves": {},
     }
@@ -279,6 +282,6 @@ def run(args: argparse.Namespace) -> int:
                      + (f" (normalised {normalised:.4g}{better})" if normalised is not None else better)
                      + f", AOPC {summary['aopc']:.4g}")
     calls = sum(curve.model_calls for curve in curves.values())
-    print(f"{name}: {len(inputs)} images, {args.composite}, {args.mode}: " + "; ".join(parts)
+    print(f"{name}: {len(inputs)} images, {args.method}, {args.mode}: " + "; ".join(parts)
           + f"; {calls} model calls, {time.perf_counter() - start:.1f} s; wrote {args.out}/")
     return 0

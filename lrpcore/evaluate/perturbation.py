@@ -23,6 +23,7 @@ from typing import Any, Callable, Iterator, Literal
 import numpy as np
 
 from ..backend import to_backend, to_numpy
+from ..composites import Composite
 from ..errors import DTypeError, InputValueError, ShapeError
 from ..model import ModelMetadata, Sequential
 from .curve import PerturbationCurve
@@ -230,6 +231,7 @@ def pixel_flipping(
     batch_size: int = 32,
     keep_images: bool = False,
     inpaint_radius: int = 3,
+    method_options: dict[str, Any] | None = None,
 ) -> PerturbationCurve:
     """Region perturbation of ``x`` guided by ``relevance``; returns the :class:`PerturbationCurve`.
 
@@ -237,7 +239,10 @@ def pixel_flipping(
     its ``metadata`` (``preprocess``/``deprocess``, ``value_range``) says what raw values are.
     ``x``: model inputs (N, C, H, W), or sequences (N, C, L) perturbed in 1×``patch_size`` windows.
     ``relevance``: heatmaps (N, C, H, W) reduced by ``channel_reduce`` (``"sum"`` or the thesis'
-    ``"luminance"``), or already one-channel (N, H, W). ``target``: None/``"pred"`` (the
+    ``"luminance"``), or already one-channel (N, H, W); or the name of an attribution method
+    (a baseline of :mod:`lrpcore.baselines` such as ``"gradient"`` or ``"random"``, an LRP preset
+    name) or a :class:`~lrpcore.Composite`, computed here by :func:`lrpcore.baselines.attribute`
+    with ``method_options`` (an lrpcore model only). ``target``: None/``"pred"`` (the
     predicted class of the unperturbed input), an int, or one int per image.
 
     ``sort``: ``"morf"`` most relevant patch first, ``"lrf"`` least relevant first, ``"random"``
@@ -265,6 +270,14 @@ def pixel_flipping(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     runner = _ModelRunner(model)
     inputs = _check_inputs(model, x)
+    if isinstance(relevance, (str, Composite)):
+        if not isinstance(model, Sequential):
+            raise TypeError(f"relevance={relevance!r} names a method, which needs an lrpcore model to attribute; "
+                            f"got {type(model).__name__}: pass the relevance array instead")
+        from ..baselines import attribute
+
+        attribution = attribute(model, inputs, target, relevance, **dict(method_options or {}))
+        relevance, target = attribution.relevance, attribution.target
     sample_shape = inputs.shape[1:]
     sequences = inputs.ndim == 3
     images = inputs[:, :, None, :] if sequences else inputs
