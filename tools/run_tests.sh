@@ -13,6 +13,9 @@ pip_install -e ".[test,eval,torch]"
 # and a newer CUDA torch; zennit itself needs only torch, numpy, pillow and click.
 pip_install --no-deps zennit==0.5.1
 pip_install click
+# captum, the second peer of the attribution baselines (tests/reference/test_baselines_reference.py);
+# 0.9.0 keeps torch 2.13.0.
+pip_install captum==0.9.0
 # Keras 3 writes the files the Keras loader is tested on (torch backend; no TensorFlow needed).
 pip_install keras==3.15.1
 # Quantus 0.6 for the evaluation cross-check; --no-deps keeps it from adding opencv-python next to the

@@ -47,8 +47,9 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
         "evaluate",
         help="pixel flipping of LRP (or baseline) heatmaps: perturbation curves, AUC, AOPC",
         description="Explain DATA with MODEL under a composite or a baseline method, perturb the most (or least) "
-                    "relevant patches step by step, and record the target score: curve PNG, per-image CSV/JSON with AUCs, and "
-                    "a summary line. DATA is a .npy file of raw inputs (with --targets) or a generator spec "
+                    "relevant patches step by step, and record the target score: curve PNG, per-image CSV/JSON "
+                    "with AUCs, and a summary line. DATA is a .npy file of raw inputs (with --targets) or a "
+                    "generator spec "
                     "NAME:N[:key=value...] such as shapes:32:seed=1.",
         epilog="example: lrpcore evaluate models/shapes_cnn.h5 shapes:32:seed=1 --method epsilon_plus "
                "--sort morf lrf random --mode inpaint --out pf_results",
