@@ -110,9 +110,11 @@ def plot(results: dict[str, Any]) -> Any:
     import matplotlib.pyplot as plt
 
     figure, axis = plt.subplots(figsize=(8, 5))
-    for name, row in results["rows"].items():
+    colours = plt.get_cmap("tab20")(np.linspace(0, 1, len(results["rows"])))
+    for colour, (name, row) in zip(colours, results["rows"].items()):
         centres, means = row["by_size"].filled()
-        axis.plot(centres, means, marker=".", label=name, linestyle="--" if name == "uniform" else "-")
+        axis.plot(centres, means, marker=".", label=name, color=colour,
+                  linestyle="--" if name in ("uniform", "guided backprop", "LRP_z", "LRP_CAM") else "-")
     axis.set_xlabel("relative bounding-box size (100 intervals of [0, 1])")
     axis.set_ylabel("μ (share of positive relevance in the box)")
     axis.set_xlim(0, min(1.0, float(results["sizes"].max()) + 0.02))
