@@ -38,6 +38,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..backend import to_numpy
+from .. import composites as presets
 from ..composites import Composite
 from ..errors import InputValueError, ShapeError
 from ..layers import AvgPool2d, Conv2d, Dense, MaxPool2d
@@ -132,12 +133,16 @@ def localization_scores(relevance: Any, boxes: Any, bins: int = 100,
 
 
 # --- the composites of the comparison --------------------------------------------------------------
-def _pooling_rules() -> dict[type, Rule]:
-    """Pooling as lrpcore's zennit presets treat it: max pooling routes to the window's first maximum (LRP-0
-    on the selection weight), average pooling gets ε = 1e-6."""
-    maxpool = Zero(stabilizer="vanilla", maxpool="winner_first")
-    average = Epsilon(1e-6, stabilizer="zennit")
-    return {MaxPool2d: maxpool, MaxPool1d: maxpool, AvgPool2d: average, AvgPool1d: average}
+_POOLS = (MaxPool2d, MaxPool1d, AvgPool2d, AvgPool1d)
+
+
+def _pooling(model: Any, skip: range | None = None) -> dict[int, Rule]:
+    """The pooling layers' rules as lrpcore's zennit-style presets give them (``epsilon_plus``: max pooling
+    routed to the window's winner, average pooling LRP-ε with ε = 1e-6), by index, outside ``skip``. Taken
+    from the preset so that these composites follow whatever the presets decide for pools."""
+    reference = presets.epsilon_plus().rules(model)
+    return {index: reference[index] for index, layer in enumerate(model.layers)
+            if isinstance(layer, _POOLS) and (skip is None or index not in skip)}
 
 
 def _weighted(model: Any) -> list[int]:
@@ -146,7 +151,7 @@ def _weighted(model: Any) -> list[int]:
 
 def lrp_z(model: Any) -> Composite:
     """LRP_z: the basic rule R_j = Σ_k z_jk / z_k · R_k (LRP-0, bias included) on every weighted layer."""
-    return Composite(by_type={Conv2d: Zero(), Conv1d: Zero(), Dense: Zero(), **_pooling_rules()}, name="LRP_z")
+    return Composite(by_index=_pooling(model), by_type={Conv2d: Zero(), Conv1d: Zero(), Dense: Zero()}, name="LRP_z")
 
 
 def alpha_beta(model: Any, alpha: int = 1) -> Composite:
@@ -154,7 +159,7 @@ def alpha_beta(model: Any, alpha: int = 1) -> Composite:
     if alpha not in (1, 2):
         raise ValueError(f"alpha must be 1 (α1β0) or 2 (α2β1), got {alpha!r}")
     rule = AlphaBeta(alpha, alpha - 1)
-    return Composite(by_type={Conv2d: rule, Conv1d: rule, Dense: rule, **_pooling_rules()},
+    return Composite(by_index=_pooling(model), by_type={Conv2d: rule, Conv1d: rule, Dense: rule},
                      name=f"LRP_α{alpha}β{alpha - 1}")
 
 
@@ -171,10 +176,12 @@ def cmp(model: Any, alpha: int = 2, flat_layers: int = 0, epsilon: float = 1e-6)
         raise ValueError(f"flat_layers must be an int in 0..{len(weighted)} (the model's weighted layers), "
                          f"got {flat_layers!r}")
     conv = AlphaBeta(alpha, alpha - 1)
-    by_index = {range(0, weighted[flat_layers - 1] + 1): Flat()} if flat_layers else {}
+    span = range(0, weighted[flat_layers - 1] + 1) if flat_layers else None
+    by_index: dict[Any, Rule] = dict(_pooling(model, skip=span))
+    if span is not None:
+        by_index[span] = Flat()
     suffix = f" + ♭{flat_layers}" if flat_layers else ""
-    return Composite(by_index=by_index, by_type={Conv2d: conv, Conv1d: conv, Dense: Epsilon(epsilon),
-                                                 **_pooling_rules()},
+    return Composite(by_index=by_index, by_type={Conv2d: conv, Conv1d: conv, Dense: Epsilon(epsilon)},
                      name=f"CMP α{alpha}β{alpha - 1}{suffix}")
 
 
@@ -185,8 +192,8 @@ def lrp_cam(model: Any) -> Composite:
     first_dense = next((index for index, layer in enumerate(model.layers) if isinstance(layer, Dense)), None)
     if first_dense is None or first_dense == 0:
         raise ValueError("LRP_CAM needs a convolutional stack below the first Dense layer")
-    return Composite(by_index={range(0, first_dense): Flat()}, by_type={Dense: Zero(), **_pooling_rules()},
-                     name="LRP_CAM")
+    span = range(0, first_dense)
+    return Composite(by_index={**_pooling(model, skip=span), span: Flat()}, by_type={Dense: Zero()}, name="LRP_CAM")
 
 
 def comparison_methods(model: Any, flat_layers: int = 1) -> dict[str, Any]:
