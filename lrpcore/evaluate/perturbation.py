@@ -271,7 +271,7 @@ def pixel_flipping(
     runner = _ModelRunner(model)
     inputs = _check_inputs(model, x)
     if isinstance(relevance, (str, Composite)):
-        if not isinstance(model, Sequential):
+        if runner.namespace is None:      # a plain callable, not an lrpcore model
             raise TypeError(f"relevance={relevance!r} names a method, which needs an lrpcore model to attribute; "
                             f"got {type(model).__name__}: pass the relevance array instead")
         from ..baselines import attribute
