@@ -217,3 +217,7 @@ def test_bad_settings_are_named():
         baselines.integrated_gradients(model, x, baseline=np.zeros((2, 3, 8)))
     with pytest.raises(InputValueError, match="NaN"):
         baselines.gradient(model, np.full((1, 3, 8, 8), np.nan))
+    from lrpcore.evaluate import pixel_flipping
+
+    with pytest.raises(TypeError, match="needs an lrpcore model"):
+        pixel_flipping(lambda batch: model.forward(batch), x, "gradient")
