@@ -115,10 +115,14 @@ def vjp_deconvnet(layer: Layer, a: Any, grad_output: Any) -> Any:
 def _backward(model: Any, activations: list[Any], grad_output: Any, vjp: VJP | None = None) -> Any:
     """Walk ``grad_output`` (at the model output) down to the input with ``vjp`` per layer.
 
-    The one place that walks the model backwards: chain models only, until a graph-aware
-    ``backward(model, activations, grad_output, vjp=None)`` replaces it.
+    The one place that walks the model backwards. A model with its own graph-aware
+    ``model.backward(activations, grad_output, vjp)`` walks itself (fan-outs add their gradients);
+    otherwise the layers are chained from the top.
     """
     vjp = vjp_plain if vjp is None else vjp
+    walk = getattr(model, "backward", None)
+    if callable(walk):
+        return walk(activations, grad_output, vjp)
     grad = grad_output
     for index in reversed(range(len(model))):
         grad = vjp(model.layers[index], activations[index], grad)
