@@ -27,7 +27,7 @@ from .model import Sequential
 __version__ = "0.1.0"
 
 #: Subpackages imported on first use (they pull in matplotlib, OpenCV or Dask only when needed).
-_LAZY_MODULES = ("dtd", "evaluate", "io", "lstm", "models", "neon", "pairwise", "plot", "pruning", "report", "stability",
+_LAZY_MODULES = ("baselines", "dtd", "evaluate", "io", "lstm", "models", "neon", "pairwise", "plot", "pruning", "report", "stability",
                  "sweep", "taylor", "testing")
 
 

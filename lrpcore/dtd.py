@@ -12,16 +12,16 @@ The root is searched on the line ã^(k) = a − t·v^(k); the hinge condition Σ
 gives t = z_k / Σ_j v_j w_jk, and the Taylor terms become v_j w_jk / Σ_j v_j w_jk · R_k: each LRP rule
 is this formula for its own *search direction* v^(k):
 
-============  =========================================  ========================  ==============================
-rule          v_j^(k)                                    bias neuron v_0^(k)       domain of ã
-============  =========================================  ========================  ==============================
-LRP-0 / ε     a_j                                        1                         ℝ (ã = 0 for LRP-0 with bias)
-LRP-γ         a_j (1 + γ·1[a_j w_jk > 0])                1 + γ·1[b_k > 0]          ã ≥ 0 (for a ≥ 0)       
-z⁺            a_j · 1[a_j w_jk > 0]                      1[b_k > 0]                ã ≥ 0 (for a ≥ 0)
-z^B           a_j − l_j if w_jk > 0, else a_j − h_j      0                         l ≤ ã ≤ h
-w²            w_jk                                       b_k (if the bias is used) ℝ (nearest point on hinge)
-Midpoint      a_j − m_kj (a fixed reference m_k)         0                         ã = m_k when m_k is on the hinge
-============  =========================================  ========================  ==============================
+============  =========================================  ===========================  ==============================
+rule          v_j^(k)                                    bias neuron v_0^(k)          domain of ã
+============  =========================================  ===========================  ==============================
+LRP-0 / ε     a_j                                        1                            ℝ (ã = 0 for LRP-0 with bias)
+LRP-γ         a_j (1 + γ·1[a_j w_jk > 0])                1 + γ·1[b_k > 0]             ã ≥ 0 (for a ≥ 0)
+z⁺            a_j · 1[a_j w_jk > 0]                      1[b_k > 0]                   ã ≥ 0 (for a ≥ 0)
+z^B           a_j − l_j if w_jk > 0, else a_j − h_j      0                            l ≤ ã ≤ h
+w²            w_jk                                       b_k (if the bias is used)    ℝ (nearest point on hinge)
+Midpoint      a_j − m_kj (a fixed reference m_k)         0                            ã = m_k when m_k is on the hinge
+============  =========================================  ===========================  ==============================
 
 (Midpoint is NEON's rule for k-means, :class:`lrpcore.neon.Midpoint`: the root is given, t = 1.)
 

@@ -59,12 +59,19 @@ def explain(model: Graph, x: Any, target: Target = None, composite: Composite | 
     ``-> (relevance_lower, info)``, applied after each node's rule (pruned LRP uses it); ``info``
     (a dict) is kept in the trace step.
 
+    ``composite`` may also name an attribution baseline of :mod:`lrpcore.baselines` (``"gradient"``,
+    ``"integrated_gradients"``, ``"guided_backprop"``, ...), so that LRP and the methods it is compared
+    with are selected the same way; such an explanation has only the input relevance (no trace, no
+    per-layer sums).
+
     ``nonfinite``: an activation or relevance that becomes NaN or inf raises a
     :class:`NonFiniteError` naming the first node where it happened (``"raise"``), or only warns
     (``"warn"``) and returns the non-finite explanation.
     """
     if not isinstance(model, Graph):
         raise TypeError(f"model must be an lrpcore.Graph or Sequential, got {type(model).__name__}")
+    if isinstance(composite, str) and composite in _baseline_names():
+        return _baseline(model, x, target, composite, stabilizer, top, record, activations, modify)
     if nonfinite not in ("raise", "warn"):
         raise ValueError(f"nonfinite must be 'raise' or 'warn', got {nonfinite!r}")
     x = model.prepare_input(x)
@@ -182,6 +189,26 @@ def _per_sample_sum(array: Any) -> Any:
     import numpy
 
     return numpy.asarray(to_numpy(_batch_sum(array)), dtype=numpy.float64)
+
+
+def _baseline_names() -> tuple[str, ...]:
+    from .baselines import BASELINES
+
+    return tuple(BASELINES)
+
+
+def _baseline(model: Graph, x: Any, target: Target, name: str, stabilizer: Any, top: str, record: bool,
+              activations: Any, modify: Any) -> Explanation:
+    """``explain`` with a baseline's name: its attribution as an Explanation without layer-wise parts."""
+    from .baselines import attribute
+
+    if record or stabilizer is not None or top != "logit" or activations is not None or modify is not None:
+        raise ValueError(f"{name!r} is an attribution baseline, not LRP: it has no trace, stabilizer, top, "
+                         "reused activations or modify hook")
+    attribution = attribute(model, x, target, name)
+    return Explanation(relevance=attribution.relevance, output=attribution.output, target=attribution.target,
+                       logits=attribution.logits, layer_relevances=[attribution.relevance], rules=[], model=model,
+                       method=name)
 
 
 def _rules(model: Graph, composite: Composite | str | None, stabilizer: Any) -> list[Rule]:

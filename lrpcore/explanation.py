@@ -14,7 +14,7 @@ from typing import Any
 
 from . import _display
 from .backend import get_namespace, to_numpy
-from .errors import ConservationError
+from .errors import ConservationError, LRPError
 from .graph import Graph
 from .layers import Layer
 from .rules import BranchRecord, Rule
@@ -170,7 +170,8 @@ class Explanation:
     node's output and ΣR it passes down; ``input_sums[p]``: per input of node p, the per-sample ΣR it
     passes to that input. ``trace``: the recorded steps when ``record=True``.
     ``zero_denominators``/``near_zero_denominators``: (nodes × samples) counts of relevance-carrying
-    outputs with a zero / near-zero denominator.
+    outputs with a zero / near-zero denominator. ``method``: ``"lrp"``, or the name of the attribution
+    baseline that made it (then only ``relevance``, ``output``, ``target`` and ``logits`` are filled).
     """
 
     relevance: Any
@@ -186,9 +187,15 @@ class Explanation:
     node_sums_out: Any = None
     node_sums_in: Any = None
     input_sums: list[list[Any]] | None = None
+    method: str = "lrp"
 
     __repr__ = _display.explanation_repr
     _repr_html_ = _display.explanation_html
+
+    def _require_layers(self, what: str) -> None:
+        if self.method != "lrp":
+            raise LRPError(f"this explanation comes from the attribution baseline {self.method!r}, which has no "
+                           f"layer-wise relevance: no {what}")
 
     def layer_sums(self) -> list[Any]:
         """Per-sample ΣR at every activation (the input first, the output last)."""
@@ -205,6 +212,7 @@ class Explanation:
 
     def conservation(self) -> ConservationTable:
         """Per-node conservation table (batch sums): Σ_j R_j vs Σ_k R_k, the absorbed relevance, the fan-outs."""
+        self._require_layers("conservation")
         model = self.model
         sums_out, sums_in = to_numpy(self.node_sums_out), to_numpy(self.node_sums_in)
         rows = []
@@ -239,6 +247,7 @@ def check_conservation(explanation: Explanation, rtol: float = 1e-6, atol: float
     Conservation per sample: |Σ_j R_j − Σ_k R_k| ≤ atol + rtol·|Σ_k R_k| at each node, Σ_j over
     everything the node passes to its inputs.
     """
+    explanation._require_layers("conservation check")
     sums_out, sums_in = to_numpy(explanation.node_sums_out), to_numpy(explanation.node_sums_in)
     model = explanation.model
     for index in range(len(model) - 1, -1, -1):

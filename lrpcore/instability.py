@@ -1,6 +1,6 @@
 """Detect heatmaps whose relevance concentrates by orders of magnitude in a few pixels.
 
-The thesis "In-Depth Hyperparameter Selection for LRP" (section 2.4) shows LRP heatmaps
+The thesis "In-Depth Hyperparameter Selection for LRP" (§§2.1.4–2.1.5) shows LRP heatmaps
 that collapse into "patches": a handful of pixels carry relevance orders of magnitude
 larger than the rest, typically because a denominator came close to zero. Such a
 heatmap looks like a bright square on a blank image.

@@ -16,23 +16,35 @@ PLRP-λ (``method="lambda"``)
     (λ⁺ for positive scores, λ⁻ for negative ones): both ‖r‖₁ and Σ r equal those of r̃,
     so the layer conserves relevance. For single-signed r̃ this is the paper's λ_l.
 
-PLRP-M (``method="m"``)
+PLRP-M (``method="m"``; paper, eq. 3.5)
     zero the activations of the pruned neurons, â = 1{kept} ⊙ a, and recompute the
-    layer's relevance with the same rule, r = M̂_l R_l with M̂_l built from â
-    (``rule.relevance(layer, â, R_upper)``): the pruned mass is redistributed the LRP
-    way over the kept neurons. For rules whose terms do not scale with a (flat,
-    w², z^B) pruned neurons may still receive relevance.
+    layer's relevance from them in the LRP-0 form of eq. 3.5,
+    R_j = Σ_k â_j w_jk / Σ_j â_j w_jk · R_k (no bias, no stabilizer; an exactly zero
+    denominator drops its R_k, counted as everywhere in lrpcore): the pruned mass is
+    redistributed over the kept neurons and, without zero denominators, conserved. At the
+    pruned layers this replaces the composite's rule, so PLRP-M with p = 0 is LRP-0 there.
+    ``m_rule="composite"`` (lrpcore's definition before issue 14) re-runs the layer's own
+    composite rule on â instead (``rule.relevance(layer, â, R_upper)``), with which p = 0 is
+    plain LRP; for rules whose terms do not scale with a (flat, w², z^B) pruned neurons may
+    then still receive relevance.
 
-Sparsity gain (``sparsity_gain=min_gain``)
-    Instead of a fixed p_l, candidate proportions p_k = k·step (k = 1, 2, ..., up to
-    ``max_p``) are tried and the sparsity s of the pruned relevance is measured with the
-    Gini index (Hurley & Rickard 2009) over the neurons that carry relevance in r̃. The
-    gain of a candidate is Δs/Δp (paper, eq. 3.3) with Δp the share of ‖r̃‖₁ it prunes in
-    addition to the previous one; pruning goes on while the gain stays ≥ ``min_gain`` and
-    p_l is the last candidate that pruned something (per layer and per sample; the same p
-    for both signs). The first, smallest neurons give a gain of about 1 + s, so useful
-    minimum gains lie below 2 (default 1). See :func:`sparsity_gain_proportion`. The chosen
-    p_l are recorded in the trace.
+Sparsity gain (``sparsity_gain=min_gain``; paper, eq. 3.3)
+    Instead of a fixed p_l, each sign's vector of magnitudes v₀ (r̃⁺, or |r̃⁻|) is pruned
+    entry by entry, smallest first: v′ → v″ zeroes one more entry, and the gain of that step is
+
+        Δ_SG = ‖v₀‖₁ · |s(v″) − s(v′)| / |‖v″‖₁ − ‖v′‖₁|,
+
+    the rise of the sparsity s (the Gini index over *all* entries of the vector) per share of
+    the original mass that the entry removes. (Eq. 3.3 divides the two differences as they
+    come, and zeroing an entry raises s while it lowers ‖·‖₁, so its value is the negative
+    of this; lrpcore reports the magnitude so that "gain ≥ minimum" reads as written.)
+    Entries are zeroed while the gain stays ≥ ``min_gain``; the largest entry of a sign is
+    always kept. This gives one p per sign, layer and sample (p⁺ and p⁻, recorded in the
+    trace). For a vector of m equal non-zero entries among F the first gains are m/F, and a
+    dense vector starts at about 1 + s: minimum gains near or below 1 prune, larger ones
+    keep more. ``gain_search="grid"`` is lrpcore's definition before issue 14: candidate
+    proportions p_k = k·``step``, the Gini index over the neurons carrying relevance only,
+    one p for both signs (see :func:`sparsity_gain_proportion`).
 
 Where pruning happens
     ``explain`` calls the hook after layer l's rule with the relevance at layer l's input.
@@ -60,10 +72,12 @@ from .backend import clip_min, get_namespace, to_numpy
 from .layers import Layer, LinearLayer
 from .rules import Rule, WinnerTakesAll, Zero
 
-__all__ = ["Pruning", "explain_pruned", "prune", "threshold", "gini", "sparsity_gain_proportion", "pruning_summary",
-           "PruneResult"]
+__all__ = ["Pruning", "explain_pruned", "prune", "threshold", "gini", "sparsity_gain", "sparsity_gain_masks",
+           "sparsity_gain_proportion", "pruning_summary", "PruneResult"]
 
 Method = Literal["lambda", "m"]
+MRule = Literal["lrp0", "composite"]
+GainSearch = Literal["paper", "grid"]
 
 
 def _check_proportion(value: Any, name: str) -> float:
@@ -179,9 +193,21 @@ def prune(relevance: Any, p_pos: Any = 0.0, p_neg: Any = 0.0, rescale: bool = Tr
         elif not bool(xp.all(xp.logical_and(value >= 0, value < 1))):
             raise ValueError(f"{name} must hold proportions in [0, 1), one per sample")
     flat = _flat(relevance)
+    kept_pos, theta_pos = _keep_sign(clip_min(flat), p_pos)
+    kept_neg, theta_neg = _keep_sign(clip_min(-flat), p_neg)
+    batch = flat.shape[0]
+    return _pruned(relevance, kept_pos, kept_neg, theta_pos, theta_neg, _per_sample(p_pos, batch, flat)[:, 0],
+                   _per_sample(p_neg, batch, flat)[:, 0], rescale)
+
+
+def _pruned(relevance: Any, kept_pos: Any, kept_neg: Any, theta_pos: Any, theta_neg: Any, p_pos: Any, p_neg: Any,
+            rescale: bool) -> PruneResult:
+    """The :class:`PruneResult` of keeping ``kept_pos``/``kept_neg`` (N, F) of each sign of ``relevance``."""
+    xp = get_namespace(relevance)
+    flat = _flat(relevance)
     positive, negative = clip_min(flat), clip_min(-flat)
-    kept_pos, theta_pos = _keep_sign(positive, p_pos)
-    kept_neg, theta_neg = _keep_sign(negative, p_neg)
+    kept_pos = xp.logical_and(kept_pos, positive > 0)
+    kept_neg = xp.logical_and(kept_neg, negative > 0)
     kept = xp.logical_or(kept_pos, kept_neg)
     zeros = xp.zeros_like(flat)
     mass_pos, mass_neg = xp.sum(positive, axis=1), xp.sum(negative, axis=1)
@@ -195,19 +221,89 @@ def prune(relevance: Any, p_pos: Any = 0.0, p_neg: Any = 0.0, rescale: bool = Tr
         lambda_pos, lambda_neg = ones, ones
     scale = xp.where(flat > 0, lambda_pos[:, None], lambda_neg[:, None])
     pruned = xp.where(kept, flat * scale, zeros)
-    batch = flat.shape[0]
     return PruneResult(relevance=xp.reshape(pruned, tuple(relevance.shape)),
                        kept=xp.reshape(kept, tuple(relevance.shape)),
                        theta_pos=theta_pos, theta_neg=theta_neg, lambda_pos=lambda_pos, lambda_neg=lambda_neg,
-                       p_pos=_per_sample(p_pos, batch, flat)[:, 0], p_neg=_per_sample(p_neg, batch, flat)[:, 0],
-                       mass=mass_pos + mass_neg, pruned_mass=pruned_mass,
+                       p_pos=p_pos, p_neg=p_neg, mass=mass_pos + mass_neg, pruned_mass=pruned_mass,
                        pruned_count=xp.sum(xp.astype(xp.logical_and(flat != 0, xp.logical_not(kept)), xp.int64),
                                            axis=1))
 
 
+def sparsity_gain(v0: Any, before: Any, after: Any) -> Any:
+    """Δ_SG of one pruning step (paper, eq. 3.3) per sample: ‖v₀‖₁ · |s(after) − s(before)| / |‖after‖₁ − ‖before‖₁|.
+
+    ``v0``: the unpruned vectors (N, ...); ``before``/``after``: the vectors before and after the step
+    (``after`` with more entries zeroed); s is the Gini index over all entries (:func:`gini`). The
+    magnitude is taken because the two differences have opposite signs (see the module docstring).
+    A step that removes no mass has no gain (0).
+    """
+    xp = get_namespace(v0)
+    removed = xp.abs(xp.sum(xp.abs(_flat(before)), axis=1) - xp.sum(xp.abs(_flat(after)), axis=1))
+    rise = xp.abs(gini(after) - gini(before))
+    mass = xp.sum(xp.abs(_flat(v0)), axis=1)
+    return xp.where(removed > 0, mass * rise / xp.where(removed > 0, removed, xp.ones_like(removed)),
+                    xp.zeros_like(removed))
+
+
+def _gain_cut(magnitudes: Any, min_gain: float) -> tuple[Any, Any, Any]:
+    """For non-negative magnitudes (N, F): (kept mask, θ, pruned share p) of the entry-by-entry search.
+
+    Sorted ascending with z zeros first, zeroing the smallest non-zero entries keeps the sorted order,
+    so the Gini index after zeroing the entries at sorted positions < i is
+    G_i = Σ_{k≥i} (2k − F + 1) v_(k) / (F Σ_{k≥i} v_(k)) (0-based k), from suffix sums; the step that
+    zeroes position i has gain ‖v₀‖₁ (G_{i+1} − G_i) / v_(i). Positions z, z+1, ... are zeroed while
+    the gain stays ≥ ``min_gain``; the last position (the largest entry) is never zeroed.
+    """
+    xp = get_namespace(magnitudes)
+    count, features = magnitudes.shape
+    order = xp.argsort(magnitudes, axis=1, stable=True)
+    ranks = xp.argsort(order, axis=1, stable=True)            # sorted position of every entry
+    ordered = xp.sort(magnitudes, axis=1)
+    positions = xp.arange(features, dtype=magnitudes.dtype, device=magnitudes.device)
+    weighted = ordered * (2 * positions - features + 1)
+    # suffix sums over positions ≥ i, i = 0..F (the last one empty)
+    zero_column = xp.zeros((count, 1), dtype=magnitudes.dtype, device=magnitudes.device)
+    suffix_weighted = xp.concat([xp.flip(xp.cumulative_sum(xp.flip(weighted, axis=1), axis=1), axis=1), zero_column],
+                                axis=1)
+    suffix_mass = xp.concat([xp.flip(xp.cumulative_sum(xp.flip(ordered, axis=1), axis=1), axis=1), zero_column],
+                            axis=1)
+    safe_mass = xp.where(suffix_mass > 0, suffix_mass, xp.ones_like(suffix_mass))
+    ginis = xp.where(suffix_mass > 0, suffix_weighted / (features * safe_mass), xp.zeros_like(suffix_mass))
+    total = suffix_mass[:, :1]
+    nonzero = ordered > 0
+    safe_value = xp.where(nonzero, ordered, xp.ones_like(ordered))
+    gains = total * (ginis[:, 1:] - ginis[:, :-1]) / safe_value        # the step zeroing position i
+    # a zero entry is no step (nothing removed); the largest entry is never zeroed
+    passes = xp.logical_or(xp.logical_not(nonzero), gains >= min_gain)
+    passes = xp.concat([passes[:, :-1], xp.zeros((count, 1), dtype=xp.bool, device=magnitudes.device)], axis=1)
+    # positions zeroed: the leading run of passing steps
+    failed = xp.cumulative_sum(xp.astype(xp.logical_not(passes), xp.int64), axis=1)
+    zeroed = failed == 0
+    cut = xp.sum(xp.astype(zeroed, xp.int64), axis=1)             # number of sorted positions zeroed
+    kept = ranks >= cut[:, None]
+    removed = xp.sum(xp.where(zeroed, ordered, xp.zeros_like(ordered)), axis=1)
+    theta = xp.max(xp.where(zeroed, ordered, xp.zeros_like(ordered)), axis=1)
+    safe_total = xp.where(total[:, 0] > 0, total[:, 0], xp.ones_like(removed))
+    return kept, theta, removed / safe_total
+
+
+def sparsity_gain_masks(relevance: Any, min_gain: float = 1.0) -> tuple[Any, Any, Any, Any, Any, Any]:
+    """The paper's sparsity-gain pruning (eq. 3.3) of ``relevance`` (N, ...), each sign on its own.
+
+    Returns (kept⁺, kept⁻, θ⁺, θ⁻, p⁺, p⁻): masks (N, F) of the entries kept in r̃⁺ and |r̃⁻|, the
+    largest pruned magnitude and the pruned share of each sign's mass, per sample. See
+    :func:`_gain_cut` for the search, :func:`sparsity_gain` for the gain of one step.
+    """
+    flat = _flat(relevance)
+    kept_pos, theta_pos, p_pos = _gain_cut(clip_min(flat), min_gain)
+    kept_neg, theta_neg, p_neg = _gain_cut(clip_min(-flat), min_gain)
+    return kept_pos, kept_neg, theta_pos, theta_neg, p_pos, p_neg
+
+
 def sparsity_gain_proportion(relevance: Any, min_gain: float = 1.0, step: float = 0.05,
                              max_p: float = 0.95) -> Any:
-    """Per-sample p found by the sparsity gain (paper, eq. 3.3, with the Gini index G as sparsity s).
+    """Per-sample p of ``gain_search="grid"``, lrpcore's sparsity-gain search before issue 14 (the paper's
+    search, entry by entry and per sign with the Gini index over all entries, is :func:`sparsity_gain_masks`).
 
     The Gini index is taken over the neurons that carry relevance in r̃ (r̃ ≠ 0; pruned ones
     count as zeros among them): neurons that a ReLU switched off hold no relevance whatever p
@@ -251,19 +347,28 @@ class Pruning:
     """The ``modify`` hook of :func:`lrpcore.explain` that turns LRP into PLRP-λ or PLRP-M.
 
     ``method``: ``"lambda"`` (rescale the kept relevance) or ``"m"`` (zero pruned activations,
-    recompute the layer's relevance). ``p``: proportion of relevance mass to prune, for both
-    signs unless ``p_pos``/``p_neg`` are given. ``sparsity_gain``: a minimum gain Δs/Δp; if
-    set, p is found per layer and sample (``step``, ``max_p``) and ``p``/``p_pos``/``p_neg``
-    must be left out. ``layers``: the indices of linear layers whose *input* relevance is
-    pruned (default: every linear layer but the first one in the model, index 0).
+    recompute the layer's relevance: by eq. 3.5's LRP-0 form, or with ``m_rule="composite"`` by the
+    layer's own rule). ``p``: proportion of relevance mass to prune, for both signs unless
+    ``p_pos``/``p_neg`` are given. ``sparsity_gain``: a minimum gain Δ_SG; if set, p is found per
+    sign, layer and sample (``gain_search="paper"``: entry by entry, eq. 3.3; ``"grid"``: the old
+    search over multiples of ``step`` up to ``max_p``) and ``p``/``p_pos``/``p_neg`` must be left
+    out. ``layers``: the indices of linear layers whose *input* relevance is pruned (default:
+    every linear layer but the first one in the model, index 0).
     """
 
     def __init__(self, method: Method = "lambda", p: float | None = None, p_pos: float | None = None,
                  p_neg: float | None = None, sparsity_gain: float | None = None, step: float = 0.05,
-                 max_p: float = 0.95, layers: Iterable[int] | None = None):
+                 max_p: float = 0.95, layers: Iterable[int] | None = None, m_rule: MRule = "lrp0",
+                 gain_search: GainSearch = "paper"):
         if method not in ("lambda", "m"):
             raise ValueError(f"method must be 'lambda' (PLRP-λ) or 'm' (PLRP-M), got {method!r}")
+        if m_rule not in ("lrp0", "composite"):
+            raise ValueError(f"m_rule must be 'lrp0' (eq. 3.5) or 'composite' (the layer's own rule), got {m_rule!r}")
+        if gain_search not in ("paper", "grid"):
+            raise ValueError(f"gain_search must be 'paper' (entry by entry, per sign) or 'grid', got {gain_search!r}")
         self.method = method
+        self.m_rule = m_rule
+        self.gain_search = gain_search
         if sparsity_gain is not None:
             if any(value is not None for value in (p, p_pos, p_neg)):
                 raise ValueError("give either sparsity_gain (p found per layer and sample) or p/p_pos/p_neg, "
@@ -286,9 +391,10 @@ class Pruning:
                              "remove 0 from layers")
 
     def describe(self) -> str:
-        name = "PLRP-λ" if self.method == "lambda" else "PLRP-M"
+        name = "PLRP-λ" if self.method == "lambda" else ("PLRP-M" if self.m_rule == "lrp0" else "PLRP-M(rule)")
         if self.sparsity_gain is not None:
-            return f"{name}(sparsity gain ≥ {self.sparsity_gain:g}, step {self.step:g})"
+            search = "per entry and sign" if self.gain_search == "paper" else f"step {self.step:g}"
+            return f"{name}(sparsity gain ≥ {self.sparsity_gain:g}, {search})"
         return f"{name}(p_pos={self.p_pos:g}, p_neg={self.p_neg:g})"
 
     __repr__ = describe
@@ -315,42 +421,56 @@ class Pruning:
                 raise ValueError(f"pruning layer index {index} is outside the model's layers 1..{len(model) - 1}")
             self.applies_to(index, model.layers[index])
 
+    def _prune(self, relevance: Any) -> PruneResult:
+        rescale = self.method == "lambda"
+        if self.sparsity_gain is None:
+            return prune(relevance, self.p_pos, self.p_neg, rescale=rescale)
+        if self.gain_search == "grid":
+            chosen = sparsity_gain_proportion(relevance, self.sparsity_gain, self.step, self.max_p)
+            return prune(relevance, chosen, chosen, rescale=rescale)
+        kept_pos, kept_neg, theta_pos, theta_neg, p_pos, p_neg = sparsity_gain_masks(relevance, self.sparsity_gain)
+        return _pruned(relevance, kept_pos, kept_neg, theta_pos, theta_neg, p_pos, p_neg, rescale)
+
     def __call__(self, index: int, layer: Layer, rule: Rule, a: Any, relevance_upper: Any,
                  relevance_lower: Any) -> Any:
         if not self.applies_to(index, layer):
             return relevance_lower
-        if self.sparsity_gain is not None:
-            chosen = sparsity_gain_proportion(relevance_lower, self.sparsity_gain, self.step, self.max_p)
-            p_pos, p_neg = chosen, chosen
-        else:
-            p_pos, p_neg = self.p_pos, self.p_neg
-        result = prune(relevance_lower, p_pos, p_neg, rescale=self.method == "lambda")
+        result = self._prune(relevance_lower)
         info = result.info()
         info["method"] = self.method
+        if self.method == "m":
+            info["m_rule"] = self.m_rule
         info["unpruned"] = relevance_lower
         if self.method == "lambda":
             return result.relevance, info
         xp = get_namespace(a)
         a_hat = xp.where(result.kept, a, xp.zeros_like(a))
-        if isinstance(rule, WinnerTakesAll):    # routes by position, blind to â: use its LRP-0 form
-            rule = Zero(stabilizer="vanilla", maxpool=rule.maxpool)
-        return rule.relevance(layer, a_hat, relevance_upper), info
+        if self.m_rule == "composite":
+            if isinstance(rule, WinnerTakesAll):    # routes by position, blind to â: use its LRP-0 form
+                rule = Zero(stabilizer="vanilla", maxpool=rule.maxpool)
+            return rule.relevance(layer, a_hat, relevance_upper), info
+        # eq. 3.5: R_j = Σ_k â_j w_jk / Σ_j â_j w_jk · R_k, no bias and no stabilizer (z = 0 drops R_k);
+        # max pooling is linearised at â the way the layer's own rule does it
+        lrp0 = Zero(stabilizer="vanilla", use_bias=False, maxpool=getattr(rule, "maxpool", "winner"))
+        return lrp0.relevance(layer, a_hat, relevance_upper), info
 
 
 def explain_pruned(model: Any, x: Any, target: Any = None, composite: Any = None, method: Method = "lambda",
                    p: float | None = None, p_pos: float | None = None, p_neg: float | None = None,
                    sparsity_gain: float | None = None, step: float = 0.05, max_p: float = 0.95,
-                   layers: Iterable[int] | None = None, record: bool = False, **explain_options: Any) -> Any:
+                   layers: Iterable[int] | None = None, record: bool = False, m_rule: MRule = "lrp0",
+                   gain_search: GainSearch = "paper", **explain_options: Any) -> Any:
     """PLRP-λ or PLRP-M explanation of ``model`` on ``x``: :func:`lrpcore.explain` with a :class:`Pruning` hook.
 
     Every argument of :func:`lrpcore.explain` passes through (``stabilizer``, ``top``,
     ``activations``); see :class:`Pruning` for the pruning ones. With ``p=0`` (and no
-    sparsity gain) the result equals plain LRP.
+    sparsity gain) PLRP-λ and PLRP-M with ``m_rule="composite"`` equal plain LRP; PLRP-M by
+    eq. 3.5 is LRP-0 (without bias) at the pruned layers.
     """
     from .explain import explain
 
     pruning = Pruning(method=method, p=p, p_pos=p_pos, p_neg=p_neg, sparsity_gain=sparsity_gain, step=step,
-                      max_p=max_p, layers=layers)
+                      max_p=max_p, layers=layers, m_rule=m_rule, gain_search=gain_search)
     pruning.check(model)
     return explain(model, x, target=target, composite=composite, record=record, modify=pruning,
                    **explain_options)

@@ -3,7 +3,7 @@
 Every LRP rule divides by a denominator z_k (:mod:`lrpcore.rules`, step 2: s = R ⊘ z). Where a
 stabilized z_k comes close to zero while R_k ≠ 0, the quotient s_k explodes and the relevance
 below it grows by orders of magnitude: the heatmap collapses into a "patch" (thesis "In-Depth
-Hyperparameter Selection for LRP", section 2.4 and Figure 2.5). Which denominators come close to
+Hyperparameter Selection for LRP", §§2.1.4–2.1.5 and Figure 2.5). Which denominators come close to
 zero depends on the input, on the rule's hyperparameters (γ, ε) and on the stabilizer
 (:mod:`lrpcore.stabilizers`):
 

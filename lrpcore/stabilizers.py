@@ -3,7 +3,7 @@
 Every LRP rule divides by a denominator z_k = Σ_j z_jk (+ bias). Where z_k is close to
 zero the quotient explodes; where it is exactly zero it is undefined. How the
 denominator is stabilized is a modelling choice with visible consequences (the
-"patches" of the thesis "In-Depth Hyperparameter Selection for LRP", section 2.4),
+"patches" of the thesis "In-Depth Hyperparameter Selection for LRP", §§2.1.4–2.1.5),
 so lrpcore makes it explicit. A stabilizer is a function ``(z, epsilon) -> z'``:
 
 - ``vanilla``: z' = z + ε (Bach et al. 2015). Moves every denominator in the same

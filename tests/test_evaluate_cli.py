@@ -58,6 +58,26 @@ def test_evaluate_writes_curves_tables_and_a_summary_equal_to_the_library(model_
     np.testing.assert_allclose([float(row["auc"]) for row in lrf_rows], expected.auc(), rtol=1e-6)
 
 
+@pytest.mark.parametrize("method", ["guided_backprop", "random"])
+def test_evaluate_takes_baseline_methods_and_their_seeded_draws_ignore_the_batch_size(model_file, tmp_path, method):
+    from lrpcore import baselines
+
+    runs = []
+    for batch in (1, 4):
+        out = tmp_path / f"{method}_{batch}"
+        assert main(["evaluate", str(model_file), "shapes:3:seed=2", "--method", method, "--sort", "morf",
+                     "--mode", "constant", "--batch-size", str(batch), "--seed", "4", "--out", str(out)]) == 0
+        runs.append(json.loads((out / "results.json").read_text()))
+    assert runs[0]["method"] == method
+    np.testing.assert_allclose(runs[0]["curves"]["morf"]["auc"], runs[1]["curves"]["morf"]["auc"], rtol=1e-6)
+    model = lrpcore.load(str(model_file))
+    data = shapes(3, size=32, seed=2)
+    x = model.metadata.preprocess(data.x).astype(np.float32)
+    relevance = baselines.attribute(model, x, data.y, method, **({"seed": 4} if method == "random" else {})).relevance
+    expected = pixel_flipping(model, x, relevance, data.y, sort="morf", mode="constant", patch_size=8)
+    np.testing.assert_allclose(runs[0]["curves"]["morf"]["auc"], expected.auc(), rtol=1e-6)
+
+
 def test_npy_data_with_targets_file(model_file, tmp_path, capsys):
     data = shapes(2, size=32, seed=5)
     np.save(tmp_path / "x.npy", data.x)

@@ -110,10 +110,30 @@ def test_each_image_has_its_own_random_stream_that_the_other_images_do_not_chang
     np.testing.assert_array_equal(other.images[1], twins.images[1])
 
 
-def test_random_mode_draws_one_value_per_patch_and_channel_within_the_value_range():
+def test_random_mode_is_the_thesis_gray_one_value_a_per_patch_in_every_channel():
+    """Thesis: a flipped pixel RGB(i, j, k) becomes RGB(a, a, a), one uniform a per patch."""
     model = linear_model(np.ones((1, 3, 8, 8)), value_range=(-1.0, 2.0))
     x = np.zeros((1, 3, 8, 8))
     curve = pixel_flipping(model, x, np.ones((1, 3, 8, 8)), mode="random", patch_size=4, schedule=[2, 4],
+                           keep_images=True, seed=0, final_gray=False)
+    images, grays = curve.images[0], []
+    for step in (1, 2):
+        for top in (0, 4):
+            for left in (0, 4):
+                patch = images[step, :, top:top + 4, left:left + 4]
+                if curve.masks[0, step, top, left]:
+                    assert np.all(patch == patch[0, 0, 0])            # one value: all pixels, all channels
+                    assert -1.0 <= patch[0, 0, 0] < 2.0
+                    grays.append(patch[0, 0, 0])
+                else:
+                    assert np.all(patch == 0.0)
+    assert len(grays) == 2 + 4 and len(np.unique(grays)) == len(grays)   # a fresh a per patch and step
+
+
+def test_random_channels_mode_draws_one_value_per_patch_and_channel_within_the_value_range():
+    model = linear_model(np.ones((1, 3, 8, 8)), value_range=(-1.0, 2.0))
+    x = np.zeros((1, 3, 8, 8))
+    curve = pixel_flipping(model, x, np.ones((1, 3, 8, 8)), mode="random_channels", patch_size=4, schedule=[2, 4],
                            keep_images=True, seed=0, final_gray=False)
     images = curve.images[0]
     for step in (1, 2):

@@ -8,8 +8,8 @@ import lrpcore
 from lrpcore.backend import to_backend, to_numpy
 from lrpcore.layers import Dense, Flatten, ReLU
 from lrpcore.layers1d import AvgPool1d, Conv1d, MaxPool1d
-from lrpcore.pruning import (Pruning, explain_pruned, gini, prune, pruning_summary, sparsity_gain_proportion,
-                             threshold)
+from lrpcore.pruning import (Pruning, explain_pruned, gini, prune, pruning_summary, sparsity_gain,
+                             sparsity_gain_masks, sparsity_gain_proportion, threshold)
 from lrpcore.rules import Zero
 from _networks import sequence_network
 
@@ -136,12 +136,12 @@ def test_gini_index_matches_its_mean_absolute_difference_definition():
 
 
 # --- PLRP in explain ------------------------------------------------------------------------------
-@pytest.mark.parametrize("method", ["lambda", "m"])
-def test_p_zero_gives_plain_lrp(method):
+@pytest.mark.parametrize("method,options", [("lambda", {}), ("m", {"m_rule": "composite"})])
+def test_p_zero_gives_plain_lrp(method, options):
     model, x = sequence_network(), _inputs((3, 4, 20))
     composite = lrpcore.composites.epsilon_gamma_box(low=-3.0, high=3.0)
     plain = lrpcore.explain(model, x, composite=composite)
-    pruned = explain_pruned(model, x, composite=composite, method=method, p=0.0)
+    pruned = explain_pruned(model, x, composite=composite, method=method, p=0.0, **options)
     np.testing.assert_allclose(pruned.relevance, plain.relevance, rtol=1e-12, atol=1e-14)
 
 
@@ -174,7 +174,8 @@ def test_pruning_applies_once_per_vector_at_linear_layer_inputs_never_at_the_mod
     assert [step.index for step in only.trace if "pruned_mass" in step.info] == [7]
 
 
-def test_plrp_m_equals_lrp_on_the_network_with_pruned_activations_zeroed_by_hand():
+def test_plrp_m_composite_rule_equals_lrp_on_the_network_with_pruned_activations_zeroed_by_hand():
+    """``m_rule="composite"``: lrpcore's PLRP-M before issue 14, the layer's own rule re-run on â."""
     model, x = sequence_network(), _inputs((3, 4, 20))
     composite = lrpcore.composites.epsilon_gamma_box(low=-3.0, high=3.0)
     p, upper_index, lower_index = 0.3, 7, 3
@@ -190,7 +191,8 @@ def test_plrp_m_equals_lrp_on_the_network_with_pruned_activations_zeroed_by_hand
     zeroed[lower_index] = np.where(keep_lower, activations[lower_index], 0.0)
     by_hand = lrpcore.explain(model, x, composite=composite, activations=zeroed)
 
-    pruned = explain_pruned(model, x, composite=composite, method="m", p=p, layers=[lower_index, upper_index])
+    pruned = explain_pruned(model, x, composite=composite, method="m", p=p, layers=[lower_index, upper_index],
+                            m_rule="composite")
     np.testing.assert_allclose(pruned.relevance, by_hand.relevance, rtol=1e-10, atol=1e-13)
     np.testing.assert_allclose(pruned.layer_relevances[upper_index], by_hand.layer_relevances[upper_index],
                                rtol=1e-10, atol=1e-13)
@@ -209,6 +211,98 @@ def test_plrp_m_on_a_hand_computed_dense_layer():
     info = explanation.trace[2].info
     assert info["theta_pos"][0] == 2.0 and info["pruned_fraction"][0] == pytest.approx(0.3)
     assert info["lambda_pos"][0] == 1.0 and info["method"] == "m"
+
+
+def test_plrp_m_is_eq_3_5_the_lrp0_form_on_the_masked_activations_whatever_the_composite():
+    """Eq. 3.5: R_j = Σ_k â_j w_jk / Σ_j â_j w_jk · R_k with â = 1{kept} ⊙ a; no bias, no ε."""
+    top = Dense(np.array([[1.0, 2.0, -1.0, 4.0]]), np.array([0.5]))
+    model = lrpcore.Sequential([Dense(np.eye(4), np.zeros(4)), ReLU(), top])
+    x = np.ones((1, 4))                                        # contributions 1, 2, −1, 4; f = 6.5
+    composite = lrpcore.composites.uniform(lrpcore.rules.Epsilon(0.1))
+    explanation = explain_pruned(model, x, composite=composite, method="m", p=0.2, layers=[2], record=True)
+    # r̃ ∝ (1, 2, −1, 4): p = 0.2 of the positive mass 7 prunes the 1 (θ⁺ = 1); the lone negative is kept
+    assert explanation.trace[2].info["theta_pos"][0] == pytest.approx(1 * 6.5 / (6.5 + 0.1))   # r̃ = z_j R / (z + ε)
+    assert explanation.trace[2].info["m_rule"] == "lrp0"
+    a_hat, w = np.array([0.0, 1.0, 1.0, 1.0]), top.weight[0]
+    expected = a_hat * w / (a_hat * w).sum() * 6.5             # (0, 2.6, −1.3, 5.2): conserved, bias ignored
+    np.testing.assert_allclose(explanation.layer_relevances[2], [expected], rtol=1e-12)
+    old = explain_pruned(model, x, composite=composite, method="m", p=0.2, layers=[2], m_rule="composite")
+    np.testing.assert_allclose(old.layer_relevances[2], [a_hat * w / ((a_hat * w).sum() + 0.5 + 0.1) * 6.5],
+                               rtol=1e-12)
+
+
+def test_plrp_m_by_eq_3_5_equals_the_formula_written_as_loops_on_a_conv_network():
+    model, x = sequence_network(), _inputs((2, 4, 20))
+    composite = lrpcore.composites.epsilon_plus()
+    index, p = 3, 0.3                                            # Conv1d(6→5, k=3, p=1) at index 3
+    explanation = explain_pruned(model, x, composite=composite, method="m", p=p, layers=[index], record=True)
+    step = explanation.trace[index]
+    a, upper = step.a, step.relevance_out
+    keep = np.stack([_reference_keep(r, p, p) for r in step.info["unpruned"]])
+    a_hat = np.where(keep, a, 0.0)
+    conv = model.layers[index]
+    weight = conv.weight                                         # (out, in, k), padding 1
+    padded = np.pad(a_hat, ((0, 0), (0, 0), (1, 1)))
+    expected = np.zeros_like(padded)
+    for n in range(a.shape[0]):
+        for k_out in range(weight.shape[0]):
+            for position in range(a.shape[2]):
+                window = padded[n, :, position:position + 3]
+                z = (window * weight[k_out]).sum()
+                if z != 0:
+                    expected[n, :, position:position + 3] += window * weight[k_out] / z * upper[n, k_out, position]
+    np.testing.assert_allclose(step.relevance_in, expected[:, :, 1:-1], rtol=1e-9, atol=1e-12)
+
+
+def _reference_gini_all(values: np.ndarray) -> float:
+    return _reference_gini(values) if np.abs(values).sum() > 0 else 0.0
+
+
+def test_sparsity_gain_is_eq_3_3_on_a_vector_pruned_by_hand():
+    v0 = np.array([[0.0, 1.0, 2.0, 3.0, 4.0]])
+    # Gini over all five entries: 0.4 → 22/45 → 22/35 → 0.8 as the 1, the 2, the 3 are zeroed
+    assert _reference_gini_all(v0[0]) == pytest.approx(0.4)
+    steps = [np.array([[0.0, 0.0, 2.0, 3.0, 4.0]]), np.array([[0.0, 0.0, 0.0, 3.0, 4.0]]),
+             np.array([[0.0, 0.0, 0.0, 0.0, 4.0]])]
+    expected_gains = [10 * (22 / 45 - 0.4) / 1, 10 * (22 / 35 - 22 / 45) / 2, 10 * (0.8 - 22 / 35) / 3]
+    before = v0
+    for after, gain in zip(steps, expected_gains):
+        assert sparsity_gain(v0, before, after)[0] == pytest.approx(gain, rel=1e-12)
+        before = after
+    for minimum, kept, share in ((0.95, [1, 2, 3, 4], 0.0), (0.8, [2, 3, 4], 0.1), (0.6, [3, 4], 0.3),
+                                 (0.5, [4], 0.6), (0.1, [4], 0.6)):   # the largest entry always stays
+        kept_pos, kept_neg, theta_pos, _, p_pos, p_neg = sparsity_gain_masks(v0, minimum)
+        assert np.flatnonzero(kept_pos[0] & (v0[0] > 0)).tolist() == kept, minimum
+        assert p_pos[0] == pytest.approx(share) and p_neg[0] == 0.0
+        assert theta_pos[0] == (v0[0][~kept_pos[0]].max() if share else 0.0)
+
+
+def test_sparsity_gain_search_prunes_each_sign_entry_by_entry_with_its_own_p():
+    rng = np.random.default_rng(12)
+    relevance = rng.normal(size=(6, 40)) * (rng.random((6, 40)) > 0.3)
+    relevance[0, :] = 0.0
+    for minimum in (0.3, 0.7, 1.0):
+        kept_pos, kept_neg, _, _, p_pos, p_neg = sparsity_gain_masks(relevance, minimum)
+        for row in range(6):
+            for kept, magnitudes, share in ((kept_pos, np.maximum(relevance[row], 0), p_pos),
+                                            (kept_neg, np.maximum(-relevance[row], 0), p_neg)):
+                # reference: zero the smallest non-zero entry while Δ_SG (eq. 3.3) ≥ minimum, never the largest
+                current, order = magnitudes.copy(), np.argsort(magnitudes, kind="stable")
+                for position in order[:-1]:
+                    if current[position] == 0:
+                        continue
+                    trial = current.copy()
+                    trial[position] = 0.0
+                    gain = magnitudes.sum() * (_reference_gini_all(trial) - _reference_gini_all(current)) \
+                        / current[position]
+                    if gain < minimum:
+                        break
+                    current = trial
+                np.testing.assert_array_equal(kept[row] & (magnitudes > 0), current > 0)
+                total = magnitudes.sum()
+                assert share[row] == pytest.approx((total - current.sum()) / total if total else 0.0, abs=1e-12)
+        if minimum == 0.3:
+            assert p_pos.max() > 0 and not np.allclose(p_pos, p_neg)    # one p per sign
 
 
 def test_sparsity_gain_records_per_sample_p_where_the_gain_first_drops_below_the_minimum():
@@ -243,13 +337,22 @@ def test_sparsity_gain_records_per_sample_p_where_the_gain_first_drops_below_the
 
 def test_sparsity_gain_mode_prunes_and_records_the_chosen_p_in_the_trace():
     model, x = sequence_network(), np.abs(_inputs((3, 4, 20)))
-    explanation = explain_pruned(model, x, composite="epsilon_plus", sparsity_gain=1.0, record=True)
-    infos = [step.info for step in explanation.trace if "pruned_mass" in step.info]
+    plain = lrpcore.explain(model, x, composite="epsilon_plus")
+    grid = explain_pruned(model, x, composite="epsilon_plus", sparsity_gain=1.0, gain_search="grid", record=True)
+    infos = [step.info for step in grid.trace if "pruned_mass" in step.info]
     assert infos and all(info["p_pos"].shape == (3,) for info in infos)
     assert any(info["p_pos"].max() > 0 for info in infos)
-    np.testing.assert_array_equal(infos[0]["p_pos"], infos[0]["p_neg"])
-    plain = lrpcore.explain(model, x, composite="epsilon_plus")
-    assert gini(explanation.relevance).mean() > gini(plain.relevance).mean()
+    np.testing.assert_array_equal(infos[0]["p_pos"], infos[0]["p_neg"])      # the grid search: one p for both
+    assert gini(grid.relevance).mean() > gini(plain.relevance).mean()
+    paper = explain_pruned(model, x, composite="epsilon_plus", sparsity_gain=0.3, record=True)
+    infos = [step.info for step in paper.trace if "pruned_mass" in step.info]
+    assert any(info["p_pos"].max() > 0 for info in infos)
+    assert any(not np.array_equal(info["p_pos"], info["p_neg"]) for info in infos)   # one p per sign
+    for step in paper.trace:
+        if "pruned_mass" in step.info:
+            expected = sparsity_gain_masks(step.info["unpruned"], 0.3)
+            np.testing.assert_allclose(step.info["p_pos"], expected[4], rtol=1e-12)
+    assert gini(paper.relevance).mean() > gini(plain.relevance).mean()
 
 
 def test_plrp_runs_on_array_api_strict_as_on_numpy():

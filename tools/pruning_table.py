@@ -19,8 +19,9 @@ a composite, and reports per pruning setting the mean over samples of
 - the relative conservation error |Σ_i R_i − f(x)| / |f(x)| (bias and ε absorb some relevance
   in every setting; pruning itself conserves it with PLRP-λ),
 
-for p ∈ {0, 0.05, 0.1, 0.2, 0.3} with PLRP-λ and PLRP-M (p = 0 is plain LRP) and for the
-sparsity-gain mode (minimum gain 1). Standard errors of the means are given as ±.
+for p ∈ {0, 0.05, 0.1, 0.2, 0.3} with PLRP-λ and PLRP-M (eq. 3.5; p = 0 is plain LRP for PLRP-λ) and
+for the sparsity-gain mode (minimum gain ``--sparsity-gain``, search ``--gain-search``: the paper's
+entry-by-entry search per sign, or the older grid). Standard errors of the means are given as ±.
 """
 from __future__ import annotations
 
@@ -86,7 +87,8 @@ def measure(model, inputs, targets, masks, composite: str, method: str, pruning:
     return row
 
 
-def table_for(name: str, count: int, composite: str, pf: bool, sparsity_gain: float) -> str:
+def table_for(name: str, count: int, composite: str, pf: bool, sparsity_gain: float,
+              gain_search: str = "paper") -> str:
     if not MODELS[name].exists():
         return f"### {name}\n\n{MODELS[name].relative_to(ROOT)} not found; skipped.\n"
     model = _load(name)
@@ -95,7 +97,8 @@ def table_for(name: str, count: int, composite: str, pf: bool, sparsity_gain: fl
     settings = [("LRP", "lambda", {"p": 0.0})]
     for method, label in (("lambda", "PLRP-λ"), ("m", "PLRP-M")):
         settings += [(f"{label} p={p:g}", method, {"p": p}) for p in PROPORTIONS[1:]]
-        settings.append((f"{label} sparsity gain ≥ {sparsity_gain:g}", method, {"sparsity_gain": sparsity_gain}))
+        settings.append((f"{label} sparsity gain ≥ {sparsity_gain:g} ({gain_search})", method,
+                         {"sparsity_gain": sparsity_gain, "gain_search": gain_search}))
     rows, start = [], time.perf_counter()
     for label, method, pruning in settings:
         rows.append((label, measure(model, inputs, targets, masks, composite, method, pruning, pf, pf_patch,
@@ -114,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=300, help="samples drawn per model (before selection)")
     parser.add_argument("--composite", default="epsilon_plus", help="composite preset name")
     parser.add_argument("--sparsity-gain", type=float, default=1.0, help="minimum gain of the sparsity-gain rows")
+    parser.add_argument("--gain-search", choices=("paper", "grid"), default="paper",
+                        help="sparsity-gain search: the paper's entry by entry per sign (default), or the old grid")
     parser.add_argument("--pf", action="store_true", help="add the MoRF pixel-flipping AUC column")
     parser.add_argument("--out", help="also write the Markdown table to this file")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
@@ -121,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out and Path(args.out).exists() and not args.overwrite:
         print(f"{args.out} exists; pass --overwrite to replace it", file=sys.stderr)
         return 1
-    text = "\n".join(table_for(name, args.n, args.composite, args.pf, args.sparsity_gain) for name in args.models)
+    text = "\n".join(table_for(name, args.n, args.composite, args.pf, args.sparsity_gain, args.gain_search)
+                     for name in args.models)
     print(text)
     if args.out:
         Path(args.out).write_text(text)

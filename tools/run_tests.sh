@@ -21,6 +21,9 @@ pip_install sphinx==9.0.4 myst-nb==1.4.0
 # What the two reference packages below need, installed normally: zennit needs torch, numpy, pillow and
 # click; Quantus 0.6 (the evaluation cross-check) needs pandas, scikit-image and cachetools.
 pip_install click pandas scikit-image cachetools
+# captum, the second peer of the attribution baselines (tests/reference/test_baselines_reference.py);
+# 0.9.0 keeps torch 2.13.0.
+pip_install captum==0.9.0
 # The references themselves, last and without their declared dependencies: zennit declares torchvision
 # (which would pull a CUDA torch) and Quantus declares opencv-python (next to our headless OpenCV). Any
 # later ordinary pip install would report those two as missing in red ("pip's dependency resolver ...");

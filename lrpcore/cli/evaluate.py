@@ -13,8 +13,11 @@ Raw ``.npy`` inputs are checked against the model's value range (``model.metadat
 values outside it are refused, naming the range (``--allow-out-of-range`` accepts them); ``uint8``
 and ``uint16`` arrays are scaled into the range by 1/255 and 1/65535, announced on stderr.
 
-Heatmaps come from ``lrpcore.explain`` with ``--composite`` (a preset name, or ``random`` for the
-seeded Gaussian-noise baseline heatmap). Each ``--sort`` gives one curve. Written to ``--out DIR``
+Heatmaps come from ``lrpcore.baselines.attribute`` with ``--method`` (alias ``--composite``): an LRP
+composite preset, or a baseline of :mod:`lrpcore.baselines` (``gradient``, ``gradient_x_input``,
+``smoothgrad``, ``integrated_gradients``, ``occlusion``, ``guided_backprop``, ``deconvnet``, ``uniform``,
+and ``random``, the thesis' seeded uniform [0, 1) noise heatmap, or ``random_normal``). Each
+``--sort`` gives one curve. Written to ``--out DIR``
 (created if missing): ``curve.png`` (mean normalised curves, AUC in the legend), ``steps.png``
 (image 0 step by step), ``per_image.csv`` (one row per image and sort), ``results.json``
 (settings, summaries, mean curves, per-image AUCs). One summary line goes to stdout. The four
@@ -42,13 +45,14 @@ from ._models import add_source_arguments
 
 OUTPUT_FILES = ("curve.png", "steps.png", "per_image.csv", "results.json")
 GENERATORS = ("shapes", "motifs")
-RANDOM_HEATMAP = "random"
 
 
 def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     from ..composites import PRESETS
 
-    composites = sorted(PRESETS) + [RANDOM_HEATMAP]
+    from ..baselines import BASELINES
+
+    methods = sorted(PRESETS) + list(BASELINES)
     parser = subparsers.add_parser(
         "evaluate",
         help="pixel flipping of LRP heatmaps: perturbation curves, AUC, AOPC",
@@ -73,13 +77,15 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--allow-out-of-range", action="store_true",
                         help="accept raw .npy values outside the model's value range (refused by default: "
                              "unscaled 0..255 data fed to a [0, 1] model gives meaningless AUCs)")
-    parser.add_argument("--composite", metavar="NAME", default="epsilon_plus", choices=composites,
-                        help=f"LRP composite (default epsilon_plus), or '{RANDOM_HEATMAP}' for a noise heatmap; "
-                             f"one of {', '.join(composites)}")
+    parser.add_argument("--method", "--composite", dest="method", metavar="NAME", default="epsilon_plus",
+                        choices=methods,
+                        help="LRP composite preset (default epsilon_plus) or baseline attribution "
+                             "('random': the thesis' uniform [0, 1) noise heatmap); one of " + ", ".join(methods))
     parser.add_argument("--sort", nargs="+", default=["morf"], choices=("morf", "lrf", "random"),
                         help="patch order(s), one curve each (default morf)")
-    parser.add_argument("--mode", default="inpaint", choices=("inpaint", "random", "constant"),
-                        help="perturbation (default inpaint: OpenCV Telea)")
+    parser.add_argument("--mode", default="inpaint", choices=("inpaint", "random", "random_channels", "constant"),
+                        help="perturbation (default inpaint: OpenCV Telea; random: one gray per patch, as the "
+                             "thesis; random_channels: one value per patch and channel)")
     parser.add_argument("--patch-size", type=int, default=8, metavar="PIXELS", help="patch side (default 8)")
     parser.add_argument("--schedule", default="quadratic", choices=("quadratic", "linear", "log"),
                         help="patches per step (default quadratic: 1, 3, 5, ...)")
@@ -94,7 +100,8 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--no-reperturb", dest="reperturb", action="store_false",
                         help="perturb only the new patches at each step (default: the whole mask again)")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="inputs per model call (default 32)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of random sorts, random mode, noise heatmaps")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of random sorts, random mode, noise heatmaps and SmoothGrad")
     parser.add_argument("--out", metavar="DIR", required=True, help="output folder (created if missing)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace the result files of an earlier 'lrpcore evaluate' in DIR (files it did not "
@@ -199,36 +206,24 @@ def _targets(args: Any, labels: numpy.ndarray | None, model: Any = None) -> Any:
     return "pred"
 
 
-def _heatmaps(model: Any, inputs: numpy.ndarray, target: Any, composite: str, batch_size: int,
+def _heatmaps(model: Any, inputs: numpy.ndarray, target: Any, method: str, batch_size: int,
               seed: int, progress: Any = None) -> tuple[numpy.ndarray, numpy.ndarray]:
-    """(relevance, explained targets), explained in chunks of ``batch_size``; ``progress(n)`` after each chunk."""
+    """(relevance, explained targets), attributed in chunks of ``batch_size`` (``progress(n)`` after each);
+    seeded methods draw per image (by its index in DATA), so the chunking does not change them."""
     from ..backend import to_numpy
-    from ..explain import explain
+    from ..baselines import attribute
 
-    def per_chunk(start: int) -> Any:
-        if isinstance(target, (str, int)):
-            return target
-        return target[start:start + batch_size]
-
-    if composite == RANDOM_HEATMAP:
-        rng = numpy.random.default_rng(seed)
-        logits = numpy.concatenate([to_numpy(model.forward(inputs[start:start + batch_size]))
-                                    for start in range(0, len(inputs), batch_size)])
-        if isinstance(target, str):
-            targets = logits.argmax(axis=1)
-        else:
-            targets = numpy.broadcast_to(numpy.asarray(target), (len(inputs),)).copy()
-        if progress is not None:
-            progress(len(inputs))
-        return rng.normal(size=inputs.shape), targets
+    seeded = method in ("random", "random_normal", "smoothgrad")
     relevances, targets = [], []
     for start in range(0, len(inputs), batch_size):
-        chunk = inputs[start:start + batch_size]
-        explanation = explain(model, chunk, target=per_chunk(start), composite=composite)
-        relevances.append(to_numpy(explanation.relevance))
-        targets.append(to_numpy(explanation.target))
+        stop = min(start + batch_size, len(inputs))
+        part = target if isinstance(target, (str, int)) else target[start:stop]
+        options = {"seed": seed, "image_ids": range(start, stop)} if seeded else {}
+        attribution = attribute(model, inputs[start:stop], part, method, **options)
+        relevances.append(to_numpy(attribution.relevance))
+        targets.append(to_numpy(attribution.target))
         if progress is not None:
-            progress(len(chunk))
+            progress(stop - start)
     return numpy.concatenate(relevances), numpy.concatenate(targets)
 
 
@@ -270,7 +265,7 @@ def run(args: argparse.Namespace) -> int:
     count = len(inputs)
     # one bar for the whole run, in images: explaining them, then flipping them once per sort (and one example)
     with progress_bar(count * (1 + len(args.sort)) + 1, "evaluating", unit="image") as bar:
-        relevance, targets = _heatmaps(model, inputs, target, args.composite, args.batch_size, args.seed,
+        relevance, targets = _heatmaps(model, inputs, target, args.method, args.batch_size, args.seed,
                                        progress=bar.update)
         curves = {}
         for sort in args.sort:
@@ -298,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
                      + f", AOPC {summary['aopc']:.4g}")
     calls = sum(curve.model_calls for curve in curves.values())
     name = model.metadata.name or os.path.basename(args.model)
-    print(f"{name}: {len(inputs)} images, {args.composite}, {args.mode}, {dtype_name(model)}: " + "; ".join(parts)
+    print(f"{name}: {len(inputs)} images, {args.method}, {args.mode}, {dtype_name(model)}: " + "; ".join(parts)
           + f"; {calls} model calls, {time.perf_counter() - start:.1f} s; wrote {args.out}/")
     return 0
 
@@ -310,7 +305,7 @@ def _write_results(outputs: Any, args: argparse.Namespace, model: Any, inputs: n
 
     name = model.metadata.name or os.path.basename(args.model)
     figure = perturbation_curve(curves, normalised=any(curve.valid.any() for curve in curves.values()),
-                                title=f"{name}, {args.composite}, {args.mode}, {len(inputs)} images, "
+                                title=f"{name}, {args.method}, {args.mode}, {len(inputs)} images, "
                                       f"{_target_text(model, target)}, {dtype_name(model)}")
     outputs.add_figure("curve.png", figure, dpi=120)
     figure = perturbation_steps(example, relevance=relevance[0], metadata=model.metadata)
@@ -331,7 +326,7 @@ def _write_results(outputs: Any, args: argparse.Namespace, model: Any, inputs: n
                              f"{curve.scores[image, 0]:.8g}", f"{curve.scores[image, -1]:.8g}"])
     results = {
         "model": os.path.abspath(args.model), "model_name": name, "data": data_description,
-        "composite": args.composite, "dtype": dtype_name(model),
+        "method": args.method, "composite": args.method, "dtype": dtype_name(model),
         "target": target if isinstance(target, str) else (int(target) if isinstance(target, int) else "label"),
         "settings": {key: (list(value) if isinstance(value, tuple) else value) for key, value in options.items()},
         "curves": {},

@@ -125,10 +125,14 @@ def add_parser(subparsers: Any) -> argparse.ArgumentParser:
                              "(.png/.jpg, size must match the model), or an HDF5 dataset FILE.h5:DATASET/PATH. "
                              "Default: a generated image (shapes models: lrpcore.data.shapes; digits models: "
                              "a test-split digit)")
-    parser.add_argument("--composite", default=DEFAULT_COMPOSITE, choices=sorted(PRESETS), metavar="NAME",
+    from ..baselines import BASELINES
+
+    parser.add_argument("--composite", "--method", dest="composite", default=DEFAULT_COMPOSITE,
+                        choices=sorted(PRESETS) + list(BASELINES), metavar="NAME",
                         help=f"LRP rule preset (default {DEFAULT_COMPOSITE}: z^B on the first convolution, γ=0.25 "
                              "on the other convolutions, ε on dense layers; it suits conv nets and works for "
-                             f"MLPs). One of: {', '.join(sorted(PRESETS))}")
+                             f"MLPs). One of: {', '.join(sorted(PRESETS))}; or, to compare, an attribution "
+                             f"baseline: {', '.join(BASELINES)}")
     parser.add_argument("--stabilizer", choices=sorted(STABILIZERS), metavar="NAME",
                         help="override every rule's denominator stabilizer (each rule keeps its ε). One of: "
                              f"{', '.join(sorted(STABILIZERS))}")
@@ -384,6 +388,13 @@ def _explain_in_batches(model: Any, model_inputs: numpy.ndarray, target: Any, co
                     explanations)
 
 
+def _method_label(name: str) -> str:
+    """How pictures name the method: 'LRP composite NAME', or the baseline's name."""
+    from ..baselines import is_baseline
+
+    return f"baseline {name}" if is_baseline(name) else f"LRP composite {name}"
+
+
 def _class_name(class_names: Sequence[str], index: int) -> str:
     return class_names[index] if index < len(class_names) else str(index)
 
@@ -406,6 +417,9 @@ def _print_report(model: Any, model_path: Any, inputs: _Inputs, results: _Result
               f"{_class_name(names, explained)} (score {results.logits[sample, explained]:.4g})")
     print()
     for number, explanation in enumerate(results.explanations):
+        if explanation.method != "lrp":
+            print(f"{explanation.method} is an attribution baseline: no layer-wise conservation table")
+            break
         if len(results.explanations) > 1:
             last = min((number + 1) * BATCH_SIZE, count) - 1
             print(f"conservation, samples {number * BATCH_SIZE}..{last} (relevance sums over these samples):")
@@ -439,13 +453,13 @@ def _write_pictures(model: Any, raw_images: numpy.ndarray, inputs: _Inputs, resu
             titles.append(title)
         figure = heatmap_grid(results.relevance, titles=titles, images=raw_images, value_range=metadata.value_range,
                               scale=args.scale,
-                              title=f"{metadata.name}: LRP composite {args.composite}, {count} samples, "
+                              title=f"{metadata.name}: {_method_label(args.composite)}, {count} samples, "
                                     f"{dtype_name(model)}")
         write_figure(figure, outputs[0], overwrite=args.overwrite)
         return
     limit = {"tutorial": "b = 10·mean(|R|³)^(1/3)", "max": "b = max|R|",
              "auto": "b = min(10·mean(|R|³)^(1/3), max|R|)"}[args.scale]
-    caption = (f"LRP composite {args.composite}, {dtype_name(model)}; relevance summed over channels; "
+    caption = (f"{_method_label(args.composite)}, {dtype_name(model)}; relevance summed over channels; "
                f"colour limit {limit}")
     batch = _output_set(outputs, args.overwrite) if len(outputs) > 1 else None
     try:
@@ -527,7 +541,10 @@ def run(args: argparse.Namespace) -> int:
 
     model_inputs = inputs.raw if args.preprocessed else metadata.preprocess(inputs.raw)
     raw_images = metadata.deprocess(inputs.raw) if args.preprocessed else inputs.raw
-    results = _explain_in_batches(model, model_inputs, target, get_composite(args.composite), args.stabilizer)
+    from ..baselines import is_baseline
+
+    method = args.composite if is_baseline(args.composite) else get_composite(args.composite)
+    results = _explain_in_batches(model, model_inputs, target, method, args.stabilizer)
     _print_report(model, model_path, inputs, results, args)
     for line in zero_denominator_warnings(model, results.explanations):
         print(line, file=sys.stderr)

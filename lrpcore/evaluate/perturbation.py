@@ -7,8 +7,9 @@ stay high under least-relevant-first (LRF) removal. :func:`pixel_flipping` imple
 
 1. the heatmap reduced to one channel and summed per patch (:mod:`.patches`);
 2. patches ranked (MoRF, LRF or random) and flipped by a schedule (:mod:`.schedules`);
-3. each step's image perturbed by inpainting (:mod:`.inpaint`), uniform noise or a constant,
-   computed in *raw* input space (``metadata.deprocess``) and preprocessed back;
+3. each step's image perturbed by inpainting (:mod:`.inpaint`), a random gray per patch (the
+   thesis' RGB(i, j, k) → RGB(a, a, a)), a random colour per patch or a constant, computed in
+   *raw* input space (``metadata.deprocess``) and preprocessed back;
 4. all images × steps streamed through the model in batches of ``batch_size``
    (⌈N·S / batch_size⌉ forward calls in all);
 5. the scores gathered into a :class:`~lrpcore.evaluate.curve.PerturbationCurve`.
@@ -22,6 +23,7 @@ from typing import Any, Callable, Iterator, Literal
 import numpy as np
 
 from ..backend import to_backend, to_numpy
+from ..composites import Composite
 from ..errors import DTypeError, InputValueError, ShapeError
 from ..graph import Graph
 from ..metadata import ModelMetadata
@@ -32,7 +34,10 @@ from .schedules import Schedule, schedule_counts
 
 __all__ = ["pixel_flipping", "MODES", "SORTS"]
 
-MODES = ("inpaint", "random", "constant")
+#: ``"random"``: one uniform gray a per patch, the same in every channel (the thesis replaces a
+#: pixel RGB(i, j, k) by RGB(a, a, a)); ``"random_channels"``: one uniform value per patch *and*
+#: channel (lrpcore's behaviour before issue 14, a random colour).
+MODES = ("inpaint", "random", "random_channels", "constant")
 SORTS = ("morf", "lrf", "random")
 
 
@@ -178,6 +183,13 @@ def _perturbed_steps(raw: np.ndarray, pixel_masks: np.ndarray, mode: str, repert
         return np.where(pixel_masks[:, None], constant.astype(raw.dtype)[None, :, None, None], raw[None])
     if mode == "random":
         low, high = value_range
+        # one gray a per patch, all channels equal (thesis: RGB(i, j, k) → RGB(a, a, a)):
+        # (K', P) → (K', H, W) → (K', 1, H, W), broadcast over the channels
+        tables = rng().uniform(low, high, size=(steps if reperturb else 1, grid.count))
+        values = tables[:, grid.patch_index()][:, None].astype(raw.dtype)
+        return np.where(pixel_masks[:, None], values, raw[None])
+    if mode == "random_channels":
+        low, high = value_range
         tables = rng().uniform(low, high, size=(steps if reperturb else 1, grid.count, channels))
         # one value per patch and channel: (K', P, C) → (K', H, W, C) → (K', C, H, W)
         values = np.moveaxis(tables[:, grid.patch_index(), :], -1, 1).astype(raw.dtype)
@@ -206,7 +218,7 @@ def pixel_flipping(
     target: Any = None,
     *,
     sort: Literal["morf", "lrf", "random"] = "morf",
-    mode: Literal["inpaint", "random", "constant"] = "inpaint",
+    mode: Literal["inpaint", "random", "random_channels", "constant"] = "inpaint",
     patch_size: int | tuple[int, int] = 8,
     schedule: Schedule = "quadratic",
     steps: int | None = None,
@@ -221,6 +233,7 @@ def pixel_flipping(
     keep_images: bool = False,
     inpaint_radius: int = 3,
     progress: Callable[[int], Any] | None = None,
+    method_options: dict[str, Any] | None = None,
 ) -> PerturbationCurve:
     """Region perturbation of ``x`` guided by ``relevance``; returns the :class:`PerturbationCurve`.
 
@@ -228,14 +241,19 @@ def pixel_flipping(
     its ``metadata`` (``preprocess``/``deprocess``, ``value_range``) says what raw values are.
     ``x``: model inputs (N, C, H, W), or sequences (N, C, L) perturbed in 1×``patch_size`` windows.
     ``relevance``: heatmaps (N, C, H, W) reduced by ``channel_reduce`` (``"sum"`` or the thesis'
-    ``"luminance"``), or already one-channel (N, H, W). ``target``: None/``"pred"`` (the
+    ``"luminance"``), or already one-channel (N, H, W); or the name of an attribution method
+    (a baseline of :mod:`lrpcore.baselines` such as ``"gradient"`` or ``"random"``, an LRP preset
+    name) or a :class:`~lrpcore.Composite`, computed here by :func:`lrpcore.baselines.attribute`
+    with ``method_options`` (an lrpcore model only). ``target``: None/``"pred"`` (the
     predicted class of the unperturbed input), an int, or one int per image.
 
     ``sort``: ``"morf"`` most relevant patch first, ``"lrf"`` least relevant first, ``"random"``
     a seeded permutation per image (``"lerf"``, Quantus' spelling, means ``"lrf"``). ``schedule``/``steps``: cumulative patch counts per step, see
     :mod:`lrpcore.evaluate.schedules` (``"quadratic"`` flips 1, 3, 5, … patches, as the thesis).
     ``mode``: ``"inpaint"`` (OpenCV Telea, radius ``inpaint_radius``), ``"random"`` (one uniform
-    value in ``value_range`` per patch and channel, from ``seed``), ``"constant"`` (``constant``,
+    gray a in ``value_range`` per patch, equal in all channels: the thesis' RGB(a, a, a); from
+    ``seed``), ``"random_channels"`` (one uniform value per patch *and* channel, a random colour;
+    lrpcore's ``"random"`` before issue 14), ``"constant"`` (``constant``,
     a raw value or one per channel; default the value-range midpoint). ``reperturb=True`` perturbs
     the whole accumulated mask anew at every step (re-inpainting from the original, fresh random
     values); ``False`` perturbs only the newly added patches of the previous step's image.
@@ -255,6 +273,14 @@ def pixel_flipping(
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     runner = _ModelRunner(model)
     inputs = _check_inputs(model, x)
+    if isinstance(relevance, (str, Composite)):
+        if runner.namespace is None:      # a plain callable, not an lrpcore model
+            raise TypeError(f"relevance={relevance!r} names a method, which needs an lrpcore model to attribute; "
+                            f"got {type(model).__name__}: pass the relevance array instead")
+        from ..baselines import attribute
+
+        attribution = attribute(model, inputs, target, relevance, **dict(method_options or {}))
+        relevance, target = attribution.relevance, attribution.target
     sample_shape = inputs.shape[1:]
     sequences = inputs.ndim == 3
     images = inputs[:, :, None, :] if sequences else inputs

@@ -28,7 +28,7 @@ def _int_list(value: Any, name: str, owner: str, minimum: int) -> list[int]:
 
 
 class Reshape(Layer):
-    """Reshape each sample to ``shape`` (no batch axis), in C order: (N, *in) → (N, *shape).
+    """Reshape each sample to ``shape`` (no batch axis), in C order: ``(N, *in) → (N, *shape)``.
 
     ``Reshape((C, H, W))`` after a Dense layer is torch's ``nn.Unflatten(1, (C, H, W))``. One entry may
     be −1 (inferred from the size). Relevance passes: it is reshaped back to the input's shape.

@@ -220,7 +220,7 @@ def flip_many(model: Any, x: Any, relevances: Any, targets: Sequence[int] | np.n
     index[:, :, 0] = first_original + np.arange(count)[None, :]
     if settings.final_gray:
         index[:, :, -1] = gray_index
-    stepwise = settings.reperturb and settings.mode != "random"  # each step a pure function of its patch set
+    stepwise = settings.reperturb and not settings.mode.startswith("random")  # a pure function of its patch set
     inpaint_timer = [0.0]
     for image in range(count):
         flipped = ranks[:, image, None, :] < counts[None, :, None]          # (C, K, P) patch masks
