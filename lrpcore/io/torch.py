@@ -13,9 +13,9 @@ VGG avgpool at 224×224: 7×7 → 7×7), where the input size is a multiple of t
 it is exactly ``AvgPool2d(kernel = stride = input/output)``; other cases (e.g. 1×1 → 7×7,
 which replicates values) are refused.
 
-``state_dict_to_model(state_dict, arch)`` rebuilds a known architecture (see
-:data:`lrpcore.models.vgg.ARCHITECTURES`) from a ``torch.save``d state dict, without
-torchvision. ``to_torch(model)`` builds the ``nn.Sequential`` twin of an lrpcore model; the
+``load_state_dict(source)`` reads a ``torch.save``d state dict as NumPy arrays (rebuilding a
+named architecture from one is :func:`lrpcore.models.state_dict_to_model`, in ``lrpcore.models``,
+which imports this module and not the other way round). ``to_torch(model)`` builds the ``nn.Sequential`` twin of an lrpcore model; the
 reference tests and benchmarks use it to run zennit and autograd on the same weights.
 
 PyTorch is an optional dependency (``pip install lrpcore[torch]``); it is imported only
@@ -35,7 +35,7 @@ from ..layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropou
                       ReLU)
 from ..model import ModelMetadata, Sequential
 
-__all__ = ["from_torch", "to_torch", "state_dict_to_model", "load_state_dict"]
+__all__ = ["from_torch", "to_torch", "load_state_dict"]
 
 _SUPPORTED = ("Linear, Conv2d (groups=1, dilation=1, zero padding), ReLU, MaxPool2d, AvgPool2d, Flatten, "
               "BatchNorm1d/2d, Dropout, Identity, AdaptiveAvgPool2d (identity or exact average pool), "
@@ -361,20 +361,3 @@ def load_state_dict(source: Any) -> dict[str, Any]:
         arrays[name] = _array(value, None)
     return arrays
 
-
-def state_dict_to_model(state_dict: Any, arch: str = "vgg16", input_size: int | None = None,
-                        dtype: str | None = "float32") -> Sequential:
-    """Build architecture ``arch`` (e.g. ``"vgg16"``, ``"vgg16_bn"``) from a torch state dict.
-
-    ``state_dict``: a mapping name → tensor/array, or the path of a ``torch.save``d state dict.
-    Keys follow torchvision (``features.0.weight`` ... ``classifier.6.bias``); the number of
-    classes is read from the last layer, the input size from the first classifier layer
-    (512·s·s inputs ↔ input_size 32·s; torchvision's 25 088 ↔ 224) unless ``input_size`` is
-    given. Missing, unexpected or mis-shaped entries raise :class:`ModelFormatError` naming them.
-    """
-    from ..models.vgg import ARCHITECTURES, vgg_from_state_dict
-
-    if arch not in ARCHITECTURES:
-        raise ModelFormatError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
-    arrays = load_state_dict(state_dict)
-    return vgg_from_state_dict(arrays, arch, input_size=input_size, dtype=dtype)
