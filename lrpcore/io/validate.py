@@ -6,7 +6,9 @@ per-channel preprocessing for 3 channels on a 1-channel input. ``check_model`` f
 these by running one zero sample of the metadata's input shape through the layers
 (each layer checks its own input shape) and comparing what comes out with the
 metadata. It raises :class:`~lrpcore.errors.ModelFormatError` naming the source
-(file), the layer (index and description) and the expected versus found value.
+(file), the layer (index and description; for a graph the node's name) and the expected
+versus found value. Graphs are checked like chains: the zero sample runs through every node
+in topological order (each node checks the shapes of the inputs it joins).
 """
 from __future__ import annotations
 
@@ -15,14 +17,15 @@ import numpy
 
 from ..backend import to_numpy
 from ..errors import LRPError, ModelFormatError
-from ..model import ModelMetadata, Sequential
+from ..graph import Graph
+from ..model import ModelMetadata
 
 __all__ = ["check_model", "check_metadata", "check_parameters"]
 
 FLOAT_DTYPES = (numpy.dtype(numpy.float32), numpy.dtype(numpy.float64))
 
 
-def check_parameters(model: Sequential, source: str) -> numpy.dtype | None:
+def check_parameters(model: Graph, source: str) -> numpy.dtype | None:
     """All parameter arrays are float32 or float64, one dtype for the whole model, and finite.
 
     Returns that dtype (None for a model without parameters).
@@ -31,7 +34,7 @@ def check_parameters(model: Sequential, source: str) -> numpy.dtype | None:
     for index, layer in enumerate(model.layers):
         for name, value in layer.parameters().items():
             host = to_numpy(value)
-            where = f"{source}: layer {index} ({layer.describe()}) {name}"
+            where = f"{source}: {model.where(index)} {name}"
             if host.dtype not in FLOAT_DTYPES:
                 raise ModelFormatError(f"{where} has dtype {host.dtype}; expected float32 or float64")
             if model_dtype is None:
@@ -72,13 +75,13 @@ def check_metadata(metadata: ModelMetadata, source: str) -> None:
         raise ModelFormatError(f"{source}: name and description must be strings")
 
 
-def check_model(model: Sequential, source: str) -> numpy.dtype | None:
+def check_model(model: Graph, source: str) -> numpy.dtype | None:
     """Parameters, metadata and layer shapes agree; raises ``ModelFormatError`` naming what does not.
 
     Returns the model's dtype (None for a model without parameters).
     """
-    if not isinstance(model, Sequential):
-        raise TypeError(f"expected an lrpcore.Sequential, got {type(model).__name__}")
+    if not isinstance(model, Graph):
+        raise TypeError(f"expected an lrpcore.Sequential or Graph, got {type(model).__name__}")
     model_dtype = check_parameters(model, source)
     metadata = model.metadata
     check_metadata(metadata, source)
@@ -94,7 +97,7 @@ def check_model(model: Sequential, source: str) -> numpy.dtype | None:
                                f"{error}") from None
     for index, (layer, activation) in enumerate(zip(model.layers, activations[1:])):
         if not bool(numpy.all(numpy.isfinite(to_numpy(activation)))):
-            raise ModelFormatError(f"{source}: layer {index} ({layer.describe()}) gives NaN or inf for a zero "
+            raise ModelFormatError(f"{source}: {model.where(index)} gives NaN or inf for a zero "
                                    "input (a BatchNorm with running_var + eps ≤ 0?)")
     output = activations[-1]
     out_shape = tuple(int(size) for size in output.shape[1:])
