@@ -290,8 +290,9 @@ def resnet_from_state_dict(arrays: Mapping[str, Any], arch: str | ResNetSpec = "
     unexpected = sorted(present - set(expected))
     if missing or unexpected:
         raise ModelFormatError(f"state dict does not match {name}: "
-                               f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                               f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
+                               f"missing {missing[:5]}{f'... ({len(missing)} in all)' if len(missing) > 5 else ''}, "
+                               f"unexpected {unexpected[:5]}"
+                               f"{f'... ({len(unexpected)} in all)' if len(unexpected) > 5 else ''}")
     for key, shape in expected.items():
         if tuple(arrays[key].shape) != shape:
             raise ModelFormatError(f"state dict entry {key!r} has shape {tuple(arrays[key].shape)}, "
