@@ -98,7 +98,8 @@ def build_resnet_twin(arch: str, seed: int, size: int = 64, merge: str = "exact"
     target[1::2] = (predicted[1::2] + 1) % NUM_CLASSES        # also a class that was not predicted
     source = (f"torchvision init seed {seed}, random BN statistics, {size}×{size}"
               + ("" if merge == "exact" else ", zennit's merge with eps kept"))
-    return ResNetTwin(f"{arch} (seed {seed}, {size}×{size})", network, model, x, target, source)
+    name = f"{arch} (seed {seed}, {size}×{size}{'' if merge == 'exact' else ', eps kept in the merge'})"
+    return ResNetTwin(name, network, model, x, target, source)
 
 
 def _bounds(twin: ResNetTwin) -> tuple[np.ndarray, np.ndarray]:
