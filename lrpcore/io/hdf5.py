@@ -450,7 +450,6 @@ class _Reader:
         check_model(model, self.path)
         return model
 
-
     def graph(self, layers: list[Layer], metadata: ModelMetadata) -> Graph:
         """The graph of format version 2 (see :func:`_write_graph`); a malformed graph (a cycle, a
         missing, dangling or duplicate name, a wrong number of inputs) is a ModelFormatError."""
@@ -472,7 +471,8 @@ class _Reader:
         if len(names) != len(layers) or len(counts) != len(layers):
             raise self.fail("graph", f"{len(layers)} layers, but {len(names)} names and {len(counts)} input counts")
         if min(counts) < 1 or sum(counts) != len(inputs):
-            raise self.fail("graph", f"input_counts {list(counts)} must be ≥ 1 and add up to the {len(inputs)} "
+            shown = f"{list(counts[:12])}{'...' if len(counts) > 12 else ''}"
+            raise self.fail("graph", f"input_counts {shown} must be ≥ 1 and add up to the {len(inputs)} "
                                      "entries of 'inputs'")
         starts = numpy.cumsum((0,) + counts)
         try:

@@ -323,7 +323,7 @@ def _check_same_structure(model: Any, reference: Graph, where: str) -> None:
                                "(a canonized model loads with lrpcore.load)")
 
 
-def resnet(arch: str = "resnet50", weights: Any = None, input_size: int = 224, num_classes: int | None = None,
+def resnet(arch: str | ResNetSpec = "resnet50", weights: Any = None, input_size: int = 224, num_classes: int | None = None,
            seed: int = 0, dtype: str = "float32") -> Graph:
     """A ResNet of torchvision's architecture ``arch`` (``"resnet18"``, ``"resnet34"``, ``"resnet50"``).
 
@@ -336,6 +336,7 @@ def resnet(arch: str = "resnet50", weights: Any = None, input_size: int = 224, n
     input shape (3, input_size, input_size), value range (0, 1), ImageNet mean and std.
     """
     spec = _spec(arch)
+    name = arch if isinstance(arch, str) else "resnet"
     _check_size(input_size)
     if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
                                     or num_classes < 1):
@@ -343,7 +344,7 @@ def resnet(arch: str = "resnet50", weights: Any = None, input_size: int = 224, n
     if weights is None:
         arrays = _torchvision_init(parameter_shapes(spec, num_classes or 1000), seed)
         return Graph(_nodes(spec, _cast(arrays, dtype), input_size),
-                     _metadata(arch, input_size, f"torchvision-style random init (seed={seed})", spec))
+                     _metadata(name, input_size, f"torchvision-style random init (seed={seed})", spec))
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
         if not os.path.isfile(path):
@@ -355,7 +356,7 @@ def resnet(arch: str = "resnet50", weights: Any = None, input_size: int = 224, n
             classes = model.output_shapes()[-1][0] if model.metadata.input_shape else None
             shapes = parameter_shapes(spec, num_classes or classes or 1000)
             reference = Graph(_nodes(spec, {key: numpy.zeros(shape, numpy.float32) for key, shape in shapes.items()},
-                                     input_size), _metadata(arch, input_size, "", spec))
+                                     input_size), _metadata(name, input_size, "", spec))
             _check_same_structure(model, reference, path)
             return model
         from ..io.torch import load_state_dict
