@@ -221,3 +221,15 @@ def test_explanation_conserves_relevance_at_every_add_node(small18):
             out, into = explanation.node_sums_out[position], explanation.node_sums_in[position]
             np.testing.assert_allclose(into, out, rtol=1e-4, err_msg=node.name)
             assert len(explanation.input_sums[position]) == 2
+
+
+def test_io_does_not_import_models():
+    # the io ↔ models import circle is gone: models reads state dicts through io, never the other way
+    import subprocess
+    import sys
+
+    code = ("import sys, lrpcore.io, lrpcore.io.hdf5, lrpcore.io.validate, lrpcore.io.keras, lrpcore.io.torch; "
+            "print(sorted(name for name in sys.modules if name.startswith('lrpcore.models')))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+    assert not hasattr(__import__("lrpcore.io.torch", fromlist=["x"]), "state_dict_to_model")
