@@ -13,7 +13,7 @@ import lrpcore
 from lrpcore.errors import ModelFormatError, ShapeError
 from lrpcore.layers import Add, AvgPool2d, BatchNorm2d, Conv2d, Dense, MaxPool2d
 from lrpcore.models import resnet, resnet18, resnet34, resnet50, state_dict_to_model
-from lrpcore.models.resnet import ResNetSpec, final_map_size, parameter_shapes, resnet_from_state_dict
+from lrpcore.models.resnet import ResNetSpec, final_map_size, parameter_shapes
 
 #: torchvision's documented parameter counts (``weights.meta["num_params"]`` of the ImageNet weights).
 TORCHVISION_PARAMETERS = {"resnet18": 11_689_512, "resnet34": 21_797_672, "resnet50": 25_557_032}
@@ -204,7 +204,7 @@ def test_canonize_folds_every_batchnorm_and_keeps_the_function(arch):
         folded = lrpcore.canonize(model)
     assert not any(isinstance(layer, BatchNorm2d) for layer in folded.layers)
     assert len(folded) == len(model) - sum(isinstance(layer, BatchNorm2d) for layer in model.layers)
-    assert folded.node(f"layer2.0.add").inputs == (("layer2.0.conv2", "layer2.0.downsample.0") if arch == "resnet18"
+    assert folded.node("layer2.0.add").inputs == (("layer2.0.conv2", "layer2.0.downsample.0") if arch == "resnet18"
                                                    else ("layer2.0.conv3", "layer2.0.downsample.0"))
     x = rng.random((2, 3, 32, 32))
     reference = model.forward(x)
