@@ -286,8 +286,12 @@ class Graph:
         remaining = [len(readers) for readers in self.consumers]
         for position, layer in enumerate(self.layers):
             try:
-                a = self.node_input(position, activations)
-                activations[position + 1] = layer.forward(a) if run is None else run(position, layer, a)
+                if layer.arity != 1:      # a join: computed from its inputs, without the combined copy
+                    inputs = [activations[index] for index in self.input_positions[position]]
+                    activations[position + 1] = layer.forward_inputs(inputs)
+                else:
+                    a = self.node_input(position, activations)
+                    activations[position + 1] = layer.forward(a) if run is None else run(position, layer, a)
             except LRPError as error:
                 raise type(error)(f"{self.where(position)}: {error}") from None
             if not record:

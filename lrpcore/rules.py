@@ -252,9 +252,7 @@ def _denominator(layer: LinearLayer, a: Any, branch: Branch, output: Any | None)
     """:func:`branch_denominator`, or the known layer output where the branch is the layer's own forward."""
     if output is not None and len(branch.terms) == 1:
         term = branch.terms[0]
-        weight = getattr(layer, "weight", None)
-        if (weight is not None and term.input is a and term.weight is weight
-                and term.bias is layer.relevance_bias() and term.bias is not None):
+        if term.input is a and layer.is_own_forward(term.weight, term.bias):
             return output
     return branch_denominator(layer, branch)
 

@@ -6,8 +6,9 @@ import json
 import h5py
 import numpy as np
 
-from lrpcore import ModelMetadata, Sequential
-from lrpcore.layers import AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten, MaxPool2d, ReLU
+from lrpcore import Graph, ModelMetadata, Sequential
+from lrpcore.layers import (Add, AvgPool2d, BatchNorm1d, BatchNorm2d, Concat, Conv2d, Dense, Dropout, Flatten,
+                            Identity, MaxPool2d, ReLU)
 
 
 def every_layer_model(dtype: str = "float32", seed: int = 0) -> Sequential:
@@ -56,6 +57,35 @@ def fixed_text(value):
             encoded = [item.encode("utf-8") for item in items]
             return np.array(encoded, dtype=h5py.string_dtype("utf-8", max([1] + [len(item) for item in encoded])))
     return value
+
+
+def every_node_graph(dtype: str = "float32", seed: int = 0) -> Graph:
+    """A small graph with every kind of join: a three-way ``Add`` (a residual block whose input fans out to
+    three readers, one through an ``Identity``), two pools of one map joined by ``Concat``, BatchNorm."""
+    rng = np.random.default_rng(seed)
+
+    def normal(*shape: int, scale: float = 0.5) -> np.ndarray:
+        return (rng.normal(size=shape) * scale).astype(dtype)
+
+    nodes = [
+        ("stem.conv", Conv2d(normal(4, 3, 3, 3), normal(4, scale=0.1), padding=1), ["input"]),
+        ("stem.bn", BatchNorm2d(normal(4), rng.uniform(0.5, 2, 4).astype(dtype), rng.uniform(0.5, 2, 4).astype(dtype),
+                                normal(4)), ["stem.conv"]),
+        ("stem.relu", ReLU(), ["stem.bn"]),
+        ("block.conv", Conv2d(normal(4, 4, 3, 3), normal(4, scale=0.1), padding=1), ["stem.relu"]),
+        ("block.skip", Identity(), ["stem.relu"]),
+        ("block.add", Add(), ["block.conv", "block.skip", "stem.relu"]),
+        ("block.relu", ReLU(), ["block.add"]),
+        ("max", MaxPool2d(2), ["block.relu"]),
+        ("mean", AvgPool2d(2), ["block.relu"]),
+        ("join", Concat(1), ["max", "mean"]),
+        ("flatten", Flatten(), ["join"]),
+        ("fc", Dense(normal(3, 128), normal(3, scale=0.1)), ["flatten"]),
+    ]
+    metadata = ModelMetadata(input_shape=(3, 8, 8), value_range=(0.0, 1.0), mean=(0.5, 0.5, 0.5),
+                             std=(0.25, 0.25, 0.25), class_names=("a", "b", "c"), name="every_node",
+                             description="test graph: Add with fan-out, Identity, Concat of two pools")
+    return Graph(nodes, metadata)
 
 
 def set_attribute(path, location: str, name: str, value) -> None:

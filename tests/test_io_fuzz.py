@@ -5,10 +5,18 @@ structural edits made with h5py (attributes deleted or given other values and ty
 reshaped, re-typed or removed, groups removed). Whatever happens, ``lrpcore.load`` must either
 return a complete model or raise one of the documented exceptions; a model it returns must
 run. About 100 examples in all, a few seconds.
+
+Graph files (format version 2) get the same treatment plus edits of the graph itself: a node
+reading a later node (a cycle), a name that does not exist (a missing input), a node nobody
+reads (dangling), two nodes of one name, and random rewrites of the names, inputs and counts.
+A malformed graph must give ModelFormatError naming the file, never a hang: every load runs
+under an alarm, so a loader that loops fails the test instead of blocking the suite.
 """
 from __future__ import annotations
 
+import contextlib
 import shutil
+import signal
 
 import h5py
 import numpy as np
@@ -17,21 +25,51 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import lrpcore
-from lrpcore import Sequential
+from lrpcore import Graph
 from lrpcore.errors import ModelFormatError
 
-from io_helpers import create_checksummed, every_layer_model, fixed_text
+from io_helpers import create_checksummed, every_layer_model, every_node_graph, fixed_text
 
 DOCUMENTED = (ModelFormatError, FileNotFoundError)
 FUZZ_SETTINGS = settings(deadline=None, derandomize=True, database=None,
                          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
-@pytest.fixture(scope="module")
-def valid_file(tmp_path_factory):
-    path = tmp_path_factory.mktemp("fuzz") / "valid.h5"
-    lrpcore.save(every_layer_model(), path)
+#: Seconds one load may take before the test calls it a hang (a load takes milliseconds).
+HANG_SECONDS = 30
+
+
+@pytest.fixture(scope="module", params=["chain", "graph"])
+def valid_file(tmp_path_factory, request):
+    path = tmp_path_factory.mktemp("fuzz") / f"valid_{request.param}.h5"
+    lrpcore.save(every_layer_model() if request.param == "chain" else every_node_graph(), path)
     return path
+
+
+@pytest.fixture(scope="module")
+def graph_file(tmp_path_factory):
+    path = tmp_path_factory.mktemp("fuzz") / "valid_graph.h5"
+    lrpcore.save(every_node_graph(), path)
+    return path
+
+
+@contextlib.contextmanager
+def _no_hang(seconds: int = HANG_SECONDS):
+    """Fail instead of blocking when the body runs longer than ``seconds`` (where SIGALRM exists)."""
+    if not hasattr(signal, "SIGALRM"):
+        yield
+        return
+
+    def hang(signum, frame):
+        raise AssertionError(f"lrpcore.load did not finish within {seconds} s (a hang)")
+
+    previous = signal.signal(signal.SIGALRM, hang)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def _inventory(path) -> tuple[list[tuple[str, str]], list[str], list[str]]:
@@ -46,13 +84,16 @@ def _inventory(path) -> tuple[list[tuple[str, str]], list[str], list[str]]:
     return attributes, datasets, groups
 
 
-def _load_survives(path) -> None:
-    """The property: a model that is complete and runs, or a documented exception."""
+def _load_survives(path, names_file: bool = False) -> None:
+    """The property: a model that is complete and runs, or a documented exception (naming the file,
+    where ``names_file``), within ``HANG_SECONDS``."""
     try:
-        model = lrpcore.load(path)
-    except DOCUMENTED:
+        with _no_hang():
+            model = lrpcore.load(path)
+    except DOCUMENTED as error:
+        assert not names_file or str(path) in str(error)
         return
-    assert isinstance(model, Sequential)
+    assert isinstance(model, Graph)
     shape = model.metadata.input_shape or (3, 8, 8)
     output = model.forward(np.zeros((1, *shape), dtype=model.dtype or np.float32))
     assert np.all(np.isfinite(output))
@@ -127,3 +168,84 @@ def test_structural_edits_give_only_documented_errors(valid_file, tmp_path, data
             handle[owner].attrs["extra"] = 1
             handle[owner].create_group("extra_group")
     _load_survives(path)
+
+
+# --- graph attributes (format version 2) -----------------------------------------------------------
+def _read_graph(path) -> tuple[list[str], list[list[str]]]:
+    with h5py.File(path, "r") as handle:
+        attrs = handle["graph"].attrs
+        names = [name.decode() for name in attrs["names"]]
+        counts = [int(count) for count in attrs["input_counts"]]
+        flat = [name.decode() for name in attrs["inputs"]]
+    starts = np.cumsum([0] + counts)
+    return names, [flat[starts[i]:starts[i + 1]] for i in range(len(names))]
+
+
+def _write_graph(path, names: list[str], inputs: list[list[str]], counts: list[int] | None = None) -> None:
+    def text(values):
+        return np.array([value.encode("utf-8") for value in values], dtype=h5py.string_dtype("utf-8", 64))
+
+    with h5py.File(path, "r+") as handle:
+        attrs = handle["graph"].attrs
+        attrs["names"] = text(names)
+        attrs["input_counts"] = np.asarray(counts if counts is not None else [len(item) for item in inputs],
+                                           dtype=np.int64)
+        attrs["inputs"] = text([name for item in inputs for name in item])
+
+
+GRAPH_DAMAGE = ("cycle", "missing input", "dangling node", "duplicate name")
+
+
+def _damage(names: list[str], inputs: list[list[str]], damage: str, data) -> None:
+    """Make the graph malformed in the way ``damage`` says, at places hypothesis draws."""
+    count = len(names)
+    if damage == "cycle":               # node i reads node j ≥ i (itself or a later node)
+        i = data.draw(st.integers(0, count - 1), label="reader")
+        j = data.draw(st.integers(i, count - 1), label="read")
+        k = data.draw(st.integers(0, len(inputs[i]) - 1), label="slot")
+        inputs[i][k] = names[j]
+    elif damage == "missing input":
+        i = data.draw(st.integers(0, count - 1), label="reader")
+        k = data.draw(st.integers(0, len(inputs[i]) - 1), label="slot")
+        inputs[i][k] = data.draw(texts.filter(lambda name: name not in names and name != "input"), label="name")
+    elif damage == "dangling node":     # node i's output is read by nobody, and it is not the last node
+        i = data.draw(st.integers(0, count - 2), label="unread")
+        for item in inputs:
+            for k, name in enumerate(item):
+                if name == names[i]:
+                    item[k] = names[i - 1] if i > 0 else "input"
+    else:
+        i, j = data.draw(st.lists(st.integers(0, count - 1), min_size=2, max_size=2, unique=True), label="pair")
+        names[i] = names[j]
+
+
+@settings(FUZZ_SETTINGS, max_examples=30)
+@given(data=st.data())
+def test_malformed_graphs_are_refused_with_model_format_error(graph_file, tmp_path, data):
+    path = tmp_path / "graph.h5"
+    shutil.copyfile(graph_file, path)
+    names, inputs = _read_graph(path)
+    damage = data.draw(st.sampled_from(GRAPH_DAMAGE), label="damage")
+    _damage(names, inputs, damage, data)
+    _write_graph(path, names, inputs)
+    with pytest.raises(ModelFormatError) as error, _no_hang():
+        lrpcore.load(path)
+    assert str(path) in str(error.value) and ": graph: " in str(error.value)
+
+
+@settings(FUZZ_SETTINGS, max_examples=30)
+@given(data=st.data())
+def test_random_graph_attributes_give_only_documented_errors(graph_file, tmp_path, data):
+    path = tmp_path / "graph.h5"
+    shutil.copyfile(graph_file, path)
+    names, inputs = _read_graph(path)
+    pool = st.sampled_from(names + ["input"]) | texts
+    count = len(names)
+    new_names = data.draw(st.lists(pool, min_size=count - 1, max_size=count + 1), label="names")
+    new_inputs = [data.draw(st.lists(pool, min_size=0, max_size=3), label="inputs") for _ in new_names]
+    counts = None
+    if data.draw(st.booleans(), label="random counts"):
+        counts = data.draw(st.lists(st.integers(-2, 4), min_size=len(new_names), max_size=len(new_names)),
+                           label="counts")
+    _write_graph(path, new_names, new_inputs, counts)
+    _load_survives(path, names_file=True)

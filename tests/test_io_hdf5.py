@@ -13,7 +13,7 @@ from lrpcore.errors import ModelFormatError
 from lrpcore.io import hdf5, registry
 from lrpcore.layers import Dense, Flatten, Layer, ReLU
 
-from io_helpers import delete_attribute, every_layer_model, replace_dataset, set_attribute
+from io_helpers import delete_attribute, every_layer_model, every_node_graph, replace_dataset, set_attribute
 
 
 def assert_models_identical(saved: Sequential, loaded: Sequential) -> None:
@@ -237,7 +237,7 @@ def test_non_finite_weights_are_refused(saved_file):
         lrpcore.load(saved_file)
 
 
-@pytest.mark.parametrize("version, expected", [(2, "newer lrpcore"), (0, "versions 1 to 1")])
+@pytest.mark.parametrize("version, expected", [(3, "newer lrpcore"), (0, "versions 1 to 2")])
 def test_wrong_format_version_is_refused(saved_file, version, expected):
     set_attribute(saved_file, "/", "format_version", np.int64(version))
     with pytest.raises(ModelFormatError, match=rf"format_version is {version}.*{expected}"):
@@ -294,3 +294,126 @@ def test_io_package_exports_the_torch_bridge_lazily():
     assert lrpcore.io.from_torch is importlib.import_module("lrpcore.io.torch").from_torch
     with pytest.raises(AttributeError, match="no attribute 'from_tensorflow'"):
         lrpcore.io.from_tensorflow  # noqa: B018
+
+
+# --- format version 2: graphs -------------------------------------------------------------------------
+def _text_array(values):
+    return np.array([value.encode() for value in values], dtype=h5py.string_dtype("utf-8", 32))
+
+
+@pytest.fixture
+def graph_file(tmp_path):
+    path = tmp_path / "graph.h5"
+    lrpcore.save(every_node_graph(), path)
+    return path
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_graph_round_trip_keeps_names_inputs_arrays_and_outputs(tmp_path, dtype):
+    graph = every_node_graph(dtype)
+    path = tmp_path / "graph.h5"
+    lrpcore.save(graph, path)
+    loaded = lrpcore.load(path)
+    assert type(loaded) is lrpcore.Graph
+    assert [(node.name, node.inputs) for node in loaded.nodes] == [(node.name, node.inputs) for node in graph.nodes]
+    assert_models_identical(graph, loaded)
+    x = np.random.default_rng(2).uniform(0, 1, size=(2, 3, 8, 8)).astype(dtype)
+    assert np.array_equal(graph.forward(x), loaded.forward(x))
+    with h5py.File(path, "r") as handle:
+        assert int(handle.attrs["format_version"]) == 2
+        assert [name.decode() for name in handle["graph"].attrs["names"]] == graph.names
+        assert list(handle["graph"].attrs["input_counts"]) == [len(node.inputs) for node in graph.nodes]
+
+
+def test_chains_are_still_written_as_version_1_without_a_graph(saved_file):
+    with h5py.File(saved_file, "r") as handle:
+        assert int(handle.attrs["format_version"]) == 1 and "graph" not in handle
+    assert type(lrpcore.load(saved_file)) is Sequential
+
+
+def test_a_resnet_round_trips_through_version_2(tmp_path):
+    from lrpcore.models import resnet18
+
+    model = lrpcore.canonize(resnet18(input_size=32, num_classes=4, seed=3))
+    lrpcore.save(model, tmp_path / "resnet.h5")
+    loaded = lrpcore.load(tmp_path / "resnet.h5")
+    assert loaded.names == model.names and "layer2.0.downsample.0" in loaded.names
+    x = np.random.default_rng(0).uniform(size=(1, 3, 32, 32)).astype(np.float32)
+    assert np.array_equal(loaded.forward(x), model.forward(x))
+
+
+def test_version_1_file_marked_as_version_2_is_refused(saved_file):
+    set_attribute(saved_file, "/", "format_version", np.int64(2))
+    with pytest.raises(ModelFormatError, match=r"model.h5: graph: group 'graph' is missing"):
+        lrpcore.load(saved_file)
+
+
+def test_graph_group_in_a_version_1_file_is_refused(graph_file):
+    set_attribute(graph_file, "/", "format_version", np.int64(1))
+    with pytest.raises(ModelFormatError, match=r"root: unexpected entries \['graph'\]"):
+        lrpcore.load(graph_file)
+
+
+def _names_and_inputs(path):
+    with h5py.File(path, "r") as handle:
+        attrs = handle["graph"].attrs
+        names = [name.decode() for name in attrs["names"]]
+        counts = [int(count) for count in attrs["input_counts"]]
+        flat = [name.decode() for name in attrs["inputs"]]
+    starts = np.cumsum([0] + counts)
+    return names, [flat[starts[i]:starts[i + 1]] for i in range(len(names))]
+
+
+def _write_names_and_inputs(path, names, inputs):
+    with h5py.File(path, "r+") as handle:
+        attrs = handle["graph"].attrs
+        attrs["names"] = _text_array(names)
+        attrs["input_counts"] = np.array([len(item) for item in inputs], dtype=np.int64)
+        attrs["inputs"] = _text_array([name for item in inputs for name in item])
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("cycle", "cycle through the nodes"),
+    ("self loop", "cycle through the nodes"),
+    ("missing input", "reads 'nowhere', which is neither the graph input"),
+    ("dangling node", r"not read by any node"),
+    ("duplicate name", "two nodes are named 'block.conv'"),
+    ("wrong arity", r"needs at least two inputs"),
+])
+def test_malformed_graphs_are_refused_naming_the_file(graph_file, damage, expected):
+    names, inputs = _names_and_inputs(graph_file)
+    if damage == "cycle":                 # the stem's convolution reads the block's output
+        inputs[names.index("stem.conv")] = ["block.relu"]
+    elif damage == "self loop":
+        inputs[names.index("block.relu")] = ["block.relu"]
+    elif damage == "missing input":
+        inputs[names.index("fc")] = ["nowhere"]
+    elif damage == "dangling node":       # 'mean' is computed but nobody reads it
+        inputs[names.index("join")] = ["max", "max"]
+    elif damage == "duplicate name":
+        names[names.index("block.skip")] = "block.conv"
+    else:
+        inputs[names.index("block.add")] = ["block.conv"]
+    _write_names_and_inputs(graph_file, names, inputs)
+    with pytest.raises(ModelFormatError, match=rf"graph.h5: graph: .*{expected}"):
+        lrpcore.load(graph_file)
+
+
+@pytest.mark.parametrize("name, value, expected", [
+    ("input_counts", np.array([1] * 11 + [0], dtype=np.int64), "must be ≥ 1 and add up"),
+    ("input_counts", np.array([1] * 12, dtype=np.int64), "must be ≥ 1 and add up to the 15"),
+    ("names", np.array([b"a", b"b"]), "12 layers, but 2 names"),
+    ("inputs", np.arange(15), "'inputs' must hold str values"),
+    ("input_name", np.int64(1), "'input_name' must be a string"),
+])
+def test_inconsistent_graph_attributes_are_named(graph_file, name, value, expected):
+    set_attribute(graph_file, "graph", name, value)
+    with pytest.raises(ModelFormatError, match=rf"graph.h5: graph: .*{expected}"):
+        lrpcore.load(graph_file)
+
+
+def test_missing_or_extra_graph_attributes_are_named(graph_file):
+    delete_attribute(graph_file, "graph", "input_name")
+    set_attribute(graph_file, "graph", "colour", np.int64(1))
+    with pytest.raises(ModelFormatError, match=r"\['input_name'\] are missing; unexpected attributes \['colour'\]"):
+        lrpcore.load(graph_file)

@@ -8,7 +8,8 @@ torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip insta
 nn = torch.nn
 
 from lrpcore.errors import ModelFormatError  # noqa: E402
-from lrpcore.io.torch import from_torch, load_state_dict, state_dict_to_model, to_torch  # noqa: E402
+from lrpcore.io.torch import from_torch, load_state_dict, to_torch  # noqa: E402
+from lrpcore.models import state_dict_to_model  # noqa: E402
 from lrpcore.layers import (AvgPool2d, BatchNorm1d, BatchNorm2d, Conv2d, Dense, Dropout, Flatten,  # noqa: E402
                             MaxPool2d, ReLU)
 
@@ -212,8 +213,8 @@ def test_state_dict_problems_are_named(tmp_path):
     wrong = dict(state, **{"features.2.weight": torch.zeros(64, 64, 5, 5)})
     with pytest.raises(ModelFormatError, match=r"features.2.weight.*\(64, 64, 5, 5\)"):
         state_dict_to_model(wrong, "vgg16")
-    with pytest.raises(ModelFormatError, match="unknown architecture 'resnet50'"):
-        state_dict_to_model(state, "resnet50")
+    with pytest.raises(ModelFormatError, match="unknown architecture 'resnet51'"):
+        state_dict_to_model(state, "resnet51")
     not_a_dict = tmp_path / "list.pt"
     torch.save([1, 2, 3], not_a_dict)
     with pytest.raises(ModelFormatError, match="list.pt.*not a state dict"):

@@ -28,6 +28,7 @@ TEST_SETS = {
     "digits_cnn": ("digits", {"split": "test", "seed": 0}),
     "shapes_cnn": ("shapes", {"n": 300, "seed": 12345}),
     "shapes_cnn_cleverhans": ("shapes", {"n": 300, "seed": 12345, "watermark": True}),
+    "shapes_resnet": ("shapes", {"n": 300, "seed": 12345}),
 }
 
 
@@ -114,3 +115,14 @@ def test_lrp_puts_the_cleverhans_models_relevance_on_the_watermark(shipped):
     honest_share = watermark_share(shipped["shapes_cnn"], load_test_set("shapes_cnn_cleverhans", n=20,
                                                                         watermark=False))
     assert cleverhans_share > 0.5 > 3 * area_share > honest_share
+
+
+def test_shipped_resnet_is_a_folded_residual_graph(shipped):
+    from lrpcore.layers import Add, BatchNorm2d
+
+    model = shipped["shapes_resnet"]
+    assert isinstance(model, lrpcore.Graph) and not model.is_chain
+    adds = [node for node in model.nodes if isinstance(node.layer, Add)]
+    assert len(adds) >= 2                                       # at least two residual blocks
+    assert not any(isinstance(layer, BatchNorm2d) for layer in model.layers)      # BatchNorm folded
+    assert model.node("layer2.0.add").inputs == ("layer2.0.conv2", "layer2.0.downsample.0")

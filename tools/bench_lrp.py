@@ -6,6 +6,7 @@
     python tools/bench_lrp.py --profile       # where lrpcore's time goes, by layer type and by function
     python tools/bench_lrp.py --libraries lrpcore lrpcore-im2col zennit --composites epsilon_gamma_box
                                               # also lrpcore with the im2col reference convolutions
+    python tools/bench_lrp.py --arch resnet50 # ResNet-50 against zennit's ResNet canonizer (tools/_bench_resnet.py)
 
 Every configuration (library × composite × batch) runs in its own subprocess with the same
 number of BLAS/torch threads (``--threads``, default 2): the process builds VGG-16 with
@@ -403,7 +404,11 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs per configuration (median; default 5)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8], help="batch sizes (default 1 8)")
-    parser.add_argument("--composites", nargs="+", default=list(COMPOSITES), choices=COMPOSITES)
+    parser.add_argument("--arch", choices=("vgg16", "resnet50"), default="vgg16",
+                        help="network (default vgg16); resnet50: composites epsilon_plus and epsilon_gamma_box, "
+                             "see tools/_bench_resnet.py")
+    parser.add_argument("--composites", nargs="+", default=None, choices=COMPOSITES + ("epsilon_plus",),
+                        help=f"default: {' '.join(COMPOSITES)} (VGG-16), epsilon_plus epsilon_gamma_box (ResNet-50)")
     parser.add_argument("--libraries", nargs="+", default=list(DEFAULT_LIBRARIES), choices=LIBRARIES,
                         help="lrpcore, zennit (default both); lrpcore-im2col: lrpcore with the reference convolutions")
     parser.add_argument("--threads", type=int, default=2, help="BLAS / torch threads for both (default 2)")
@@ -412,6 +417,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="also write the raw results to this JSON file")
     parser.add_argument("--worker", choices=LIBRARIES + ("gemm",), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.arch == "resnet50":
+        import _bench_resnet
+
+        args.composites = args.composites or list(_bench_resnet.COMPOSITES)
+        return _bench_resnet.main(args)
+    args.composites = args.composites or list(COMPOSITES)
+    if not set(args.composites) <= set(COMPOSITES):
+        parser.error(f"VGG-16 composites are {', '.join(COMPOSITES)}")
     if args.quick:
         args.repeats, args.batches = 1, [1]
     if args.worker == "gemm":

@@ -6,7 +6,7 @@
     python tools/export_torch.py net.pt net.h5 --factory mypackage.models:build_net --input-shape 3 64 64 \\
         --mean 0.5 0.5 0.5 --std 0.25 0.25 0.25 --class-names cat dog
 
-The conversion is :func:`lrpcore.io.torch.state_dict_to_model` (``--arch``) or
+The conversion is :func:`lrpcore.models.state_dict_to_model` (``--arch``) or
 :func:`lrpcore.io.torch.from_torch` on the module ``--factory`` returns (with the state dict
 loaded strictly, so every parameter must match). The result is written with
 :func:`lrpcore.save`; an existing DEST is replaced only with ``--overwrite``. State dicts are
@@ -60,7 +60,7 @@ def _from_factory(args: argparse.Namespace) -> Any:
 def convert(args: argparse.Namespace) -> Any:
     """The lrpcore model described by the parsed arguments, metadata options applied."""
     if args.arch:
-        from lrpcore.io.torch import state_dict_to_model
+        from lrpcore.models import state_dict_to_model
 
         model = state_dict_to_model(args.source, args.arch, input_size=args.input_size, dtype=args.dtype)
     else:
@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("source", help="the torch.save'd state dict (.pt / .pth)")
     parser.add_argument("dest", help="the lrpcore HDF5 file to write (.h5)")
     how = parser.add_mutually_exclusive_group(required=True)
-    how.add_argument("--arch", help="architecture of the state dict: vgg11, vgg13, vgg16, vgg19 (optionally _bn)")
+    how.add_argument("--arch", help="architecture of the state dict: vgg11, vgg13, vgg16, vgg19 (optionally _bn), "
+                                          "resnet18, resnet34, resnet50")
     how.add_argument("--factory", help="'package.module:function' returning the nn.Module the state dict fits")
     parser.add_argument("--input-size", type=int, help="with --arch: image side (default: read from the weights)")
     parser.add_argument("--input-shape", type=int, nargs="+", metavar="N",

@@ -2,7 +2,7 @@
 
 The kind of file is decided by :func:`lrpcore.io.detect.detect_format` (content first, then
 name); lrpcore files load directly, Keras files through :func:`lrpcore.io.load_keras`,
-PyTorch state dicts through :func:`lrpcore.io.torch.state_dict_to_model` with an ``--arch``.
+PyTorch state dicts through :func:`lrpcore.models.state_dict_to_model` with an ``--arch``.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ..graph import Graph
 def torch_architectures() -> list[str]:
     """Architecture names ``--arch`` accepts (empty when lrpcore.models is not available)."""
     try:
-        from ..models.vgg import ARCHITECTURES
+        from ..models.state_dict import ARCHITECTURES
     except ImportError:
         return []
     return sorted(ARCHITECTURES)
@@ -47,7 +47,7 @@ def read_model(path: str, config: str | None = None, arch: str | None = None,
         raise ModelFormatError(f"{path}: a PyTorch state dict holds weights only; name the architecture with "
                                f"--arch ({known})")
     try:
-        from ..io.torch import state_dict_to_model
+        from ..models import state_dict_to_model
     except ImportError as error:
         raise ModelFormatError(f"{path}: PyTorch conversion is not available: {error}") from None
     model = state_dict_to_model(path, arch, input_size=input_size)
@@ -69,7 +69,8 @@ def add_source_arguments(parser: argparse.ArgumentParser) -> None:
                        help="architecture of a PyTorch state dict (.pt/.pth)"
                             + (f": one of {', '.join(archs)}" if archs else ""))
     group.add_argument("--input-size", metavar="PIXELS", type=int,
-                       help="image side of a PyTorch VGG (default: inferred from the first classifier layer)")
+                       help="image side of a PyTorch VGG (default: inferred from the first classifier layer) "
+                            "or ResNet (default 224)")
 
 
 def source_options(args: Any) -> dict[str, Any]:

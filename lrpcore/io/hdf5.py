@@ -1,4 +1,10 @@
-"""lrpcore's native model file: one HDF5 file per :class:`~lrpcore.Sequential` (layout in ``models/FORMAT.md``).
+"""lrpcore's native model file: one HDF5 file per :class:`~lrpcore.Sequential` or :class:`~lrpcore.Graph`
+(layout in ``models/FORMAT.md``).
+
+A ``Sequential`` is written as format version 1 (readable by every lrpcore); any other ``Graph``
+as version 2, which adds the group ``graph`` with each node's name and inputs
+(:func:`_write_graph` / :meth:`_Reader.graph`). Version-1 files load as ``Sequential``,
+version-2 files as ``Graph``.
 
 ``save`` builds the file in memory, writes it to a temporary file in the destination
 folder, checks it and renames it into place (:mod:`lrpcore._atomic`), so a crash or a
@@ -27,6 +33,7 @@ import numpy
 
 from .. import _atomic
 from ..errors import LRPError, ModelFormatError
+from ..graph import Graph, GraphError, Node
 from ..layers import Layer
 from ..backend import to_numpy
 from ..model import ModelMetadata, Sequential
@@ -37,8 +44,10 @@ __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "save", "load", "is_lrpcore_file"]
 
 #: Value of the root attribute ``format``.
 FORMAT_NAME = "lrpcore-model"
-#: Value of the root attribute ``format_version`` this code writes; it reads versions 1..FORMAT_VERSION.
-FORMAT_VERSION = 1
+#: The newest ``format_version`` this code writes (for graphs); it reads versions 1..FORMAT_VERSION.
+FORMAT_VERSION = 2
+#: The version written for a :class:`~lrpcore.Sequential` (no ``graph`` group): older readers load it.
+CHAIN_FORMAT_VERSION = 1
 
 _ROOT_ATTRIBUTES = {"format", "format_version", "dtype", "lrpcore_version"}
 _METADATA_FIELDS = ("input_shape", "value_range", "mean", "std", "class_names", "name", "description")
@@ -123,11 +132,11 @@ def _write_metadata(group: h5py.Group, metadata: ModelMetadata) -> None:
         group.attrs["class_names"] = _text(list(metadata.class_names), "metadata class_names")
 
 
-def _write(handle: h5py.File, model: Sequential, records: list, dtype: numpy.dtype | None) -> None:
+def _write(handle: h5py.File, model: Graph, records: list, dtype: numpy.dtype | None) -> None:
     from .. import __version__
 
     handle.attrs["format"] = _text(FORMAT_NAME)
-    handle.attrs["format_version"] = numpy.int64(FORMAT_VERSION)
+    handle.attrs["format_version"] = numpy.int64(_format_version(model))
     handle.attrs["lrpcore_version"] = _text(__version__)
     handle.attrs["dtype"] = _text(dtype.name if dtype is not None else "none")
     _write_metadata(handle.create_group("metadata"), model.metadata)
@@ -144,6 +153,32 @@ def _write(handle: h5py.File, model: Sequential, records: list, dtype: numpy.dty
                 group.create_dataset(name, data=array, chunks=_chunks(array), fletcher32=True)
             else:
                 group.create_dataset(name, data=array)
+    if _format_version(model) >= 2:
+        _write_graph(handle, model)
+
+
+# --- format version 2: the graph ------------------------------------------------------------------
+#: Attributes of the ``graph`` group (format version 2).
+_GRAPH_ATTRIBUTES = {"names", "input_counts", "inputs", "input_name"}
+
+
+def _format_version(model: Graph) -> int:
+    """Version 1 for a Sequential (a chain of layers needs no graph), 2 for any other Graph."""
+    return CHAIN_FORMAT_VERSION if isinstance(model, Sequential) else FORMAT_VERSION
+
+
+def _write_graph(handle: h5py.File, model: Graph) -> None:
+    """The ``graph`` group: node p's name and input names, for the layer stored in ``layers/p``.
+
+    ``names`` [L] (string), ``input_counts`` [L] (int64: how many inputs each node reads) and
+    ``inputs`` (string, Σ input_counts: node 0's inputs, then node 1's, ...), ``input_name`` (the
+    name nodes use for the graph input). Layers are stored in the graph's topological order.
+    """
+    group = handle.create_group("graph")
+    group.attrs["names"] = _text([node.name for node in model.nodes], "graph node names")
+    group.attrs["input_counts"] = numpy.asarray([len(node.inputs) for node in model.nodes], dtype=numpy.int64)
+    group.attrs["inputs"] = _text([name for node in model.nodes for name in node.inputs], "graph node inputs")
+    group.attrs["input_name"] = _text(model.input_name, "graph input name")
 
 
 def _chunks(array: numpy.ndarray, target_bytes: int = 2**20) -> tuple[int, ...]:
@@ -153,7 +188,7 @@ def _chunks(array: numpy.ndarray, target_bytes: int = 2**20) -> tuple[int, ...]:
     return (rows, *array.shape[1:])
 
 
-def file_image(model: Sequential, records: list, dtype: numpy.dtype | None) -> bytes:
+def file_image(model: Graph, records: list, dtype: numpy.dtype | None) -> bytes:
     """The complete HDF5 file of ``model`` as bytes, built in memory.
 
     HDF5's ``core`` driver without a backing store keeps the whole file in memory, so the HDF5
@@ -186,8 +221,9 @@ def _check_written(temporary: str, image: bytes, path: str) -> None:
         raise OSError(errno.EIO, f"cannot write {path}: the written file lacks the lrpcore format attribute")
 
 
-def save(model: Sequential, path: str | os.PathLike, overwrite: bool = False) -> None:
-    """Write ``model`` to ``path`` in lrpcore's HDF5 format (``models/FORMAT.md``).
+def save(model: Graph, path: str | os.PathLike, overwrite: bool = False) -> None:
+    """Write ``model`` to ``path`` in lrpcore's HDF5 format (``models/FORMAT.md``): a Sequential as
+    format version 1, any other Graph as version 2 (with the nodes' names and inputs).
 
     An existing file is replaced only with ``overwrite=True`` (``FileExistsError`` otherwise).
     The model is checked first (:func:`~lrpcore.io.validate.check_model`), the file is built in
@@ -205,7 +241,7 @@ def save(model: Sequential, path: str | os.PathLike, overwrite: bool = False) ->
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(errno.ENOENT, "folder does not exist", folder)
-    source = f"model {model.metadata.name!r}" if isinstance(model, Sequential) else "model"
+    source = f"model {model.metadata.name!r}" if isinstance(model, Graph) else "model"
     dtype = check_model(model, source)
     records = [_layer_record(index, layer) for index, layer in enumerate(model.layers)]
     image = file_image(model, records, dtype)
@@ -434,21 +470,53 @@ class _Reader:
             raise self.fail("layers", f"unexpected attributes {sorted(set(group.attrs) - {'count'})}")
         return [self.layer(group[str(index)], index, dtype) for index in range(count)]
 
-    def model(self) -> Sequential:
+    def model(self) -> Graph:
         self.check_safety()
-        _, dtype = self.header()
-        unknown = set(self.handle) - {"metadata", "layers"}
+        version, dtype = self.header()
+        unknown = set(self.handle) - {"metadata", "layers"} - ({"graph"} if version >= 2 else set())
         if unknown:
             raise self.fail("root", f"unexpected entries {sorted(unknown)}")
         metadata = self.metadata()
         layers = self.layers("float32" if dtype == "none" else dtype)
-        model = Sequential(layers, metadata)
+        model = Sequential(layers, metadata) if version == 1 else self.graph(layers, metadata)
         has_parameters = any(layer.parameters() for layer in layers)
         if has_parameters == (dtype == "none"):
             raise self.fail("root", f"dtype is {dtype!r}, but the layers "
                                     f"{'have' if has_parameters else 'have no'} parameters")
         check_model(model, self.path)
         return model
+
+    def graph(self, layers: list[Layer], metadata: ModelMetadata) -> Graph:
+        """The graph of format version 2 (see :func:`_write_graph`); a malformed graph (a cycle, a
+        missing, dangling or duplicate name, a wrong number of inputs) is a ModelFormatError."""
+        group = self.handle.get("graph")
+        if not isinstance(group, h5py.Group):
+            raise self.fail("graph", "group 'graph' is missing; format_version 2 stores the nodes' names and "
+                                     "inputs there")
+        if len(group):
+            raise self.fail("graph", f"unexpected entries {sorted(group)}")
+        if set(group.attrs) != _GRAPH_ATTRIBUTES:
+            missing, extra = _GRAPH_ATTRIBUTES - set(group.attrs), set(group.attrs) - _GRAPH_ATTRIBUTES
+            raise self.fail("graph", (f"attributes {sorted(missing)} are missing" if missing else "")
+                            + ("; " if missing and extra else "")
+                            + (f"unexpected attributes {sorted(extra)}" if extra else ""))
+        names = self.vector(group.attrs, "names", "graph", "str")
+        counts = self.vector(group.attrs, "input_counts", "graph", "int")
+        inputs = self.vector(group.attrs, "inputs", "graph", "str")
+        input_name = self.text(group.attrs, "input_name", "graph")
+        if len(names) != len(layers) or len(counts) != len(layers):
+            raise self.fail("graph", f"{len(layers)} layers, but {len(names)} names and {len(counts)} input counts")
+        if min(counts) < 1 or sum(counts) != len(inputs):
+            shown = f"{list(counts[:12])}{'...' if len(counts) > 12 else ''}"
+            raise self.fail("graph", f"input_counts {shown} must be ≥ 1 and add up to the {len(inputs)} "
+                                     "entries of 'inputs'")
+        starts = numpy.cumsum((0,) + counts)
+        try:
+            nodes = [Node(name, layer, inputs[starts[index]:starts[index + 1]])
+                     for index, (name, layer) in enumerate(zip(names, layers))]
+            return Graph(nodes, metadata, input_name)
+        except GraphError as error:
+            raise self.fail("graph", str(error)) from None
 
 
 def _native_dataset_rule(dataset: h5py.Dataset, where: str) -> str | None:
@@ -507,8 +575,10 @@ def open_hdf5(path: str, what: str) -> h5py.File:
                                f"({type(error).__name__}: {error}); a {what} must be HDF5") from None
 
 
-def load(path: str | os.PathLike, dtype: str | None = None, backend: Any = "numpy") -> Sequential:
+def load(path: str | os.PathLike, dtype: str | None = None, backend: Any = "numpy") -> Graph:
     """Read a model written by :func:`save`; every part is validated before the model is returned.
+
+    A version-1 file gives a :class:`~lrpcore.Sequential`, a version-2 file a :class:`~lrpcore.Graph`.
 
     ``dtype``: None keeps the stored precision, "float32"/"float64" converts after loading.
     ``backend``: "numpy" (default), "cupy" or an array namespace the arrays are moved to.

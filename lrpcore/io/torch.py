@@ -14,11 +14,11 @@ VGG avgpool at 224×224: 7×7 → 7×7), where the input size is a multiple of t
 it is exactly ``AvgPool2d(kernel = stride = input/output)``; other cases (e.g. 1×1 → 7×7,
 which replicates values) are refused.
 
-``state_dict_to_model(state_dict, arch)`` rebuilds a known architecture (see
-:data:`lrpcore.models.vgg.ARCHITECTURES`) from a ``torch.save``d state dict, without
-torchvision. ``to_torch(model)`` builds the torch twin of an lrpcore model (an ``nn.Sequential``
-for a chain, a small module running the nodes in order for a graph); the reference tests and
-benchmarks use it to run zennit and autograd on the same weights.
+``load_state_dict(source)`` reads a ``torch.save``d state dict as NumPy arrays (rebuilding a
+named architecture from one is :func:`lrpcore.models.state_dict_to_model`, in ``lrpcore.models``,
+which imports this module and not the other way round). ``to_torch(model)`` builds the torch twin
+of an lrpcore model (an ``nn.Sequential`` for a chain, a small module running the nodes in order for
+a graph); the reference tests and benchmarks use it to run zennit and autograd on the same weights.
 
 PyTorch is an optional dependency (``pip install lrpcore[torch]``); it is imported only
 when one of these functions is called.
@@ -42,7 +42,7 @@ from ..layers import (ELU, GELU, AdaptiveAvgPool1d, AdaptiveAvgPool2d, AdaptiveM
 from ..metadata import ModelMetadata
 from ..model import Sequential
 
-__all__ = ["from_torch", "to_torch", "state_dict_to_model", "load_state_dict"]
+__all__ = ["from_torch", "to_torch", "load_state_dict"]
 
 _SUPPORTED = ("x + y / torch.add (Add), torch.cat (Concat), torch.flatten(x, 1) and x.view(x.size(0), -1) (Flatten), "
               "F.relu / torch.relu, and the modules Linear, Conv1d/Conv2d (any groups, dilation=1, zero padding), "
@@ -753,20 +753,3 @@ def load_state_dict(source: Any) -> dict[str, Any]:
         arrays[name] = _array(value, None)
     return arrays
 
-
-def state_dict_to_model(state_dict: Any, arch: str = "vgg16", input_size: int | None = None,
-                        dtype: str | None = "float32") -> Sequential:
-    """Build architecture ``arch`` (e.g. ``"vgg16"``, ``"vgg16_bn"``) from a torch state dict.
-
-    ``state_dict``: a mapping name → tensor/array, or the path of a ``torch.save``d state dict.
-    Keys follow torchvision (``features.0.weight`` ... ``classifier.6.bias``); the number of
-    classes is read from the last layer, the input size from the first classifier layer
-    (512·s·s inputs ↔ input_size 32·s; torchvision's 25 088 ↔ 224) unless ``input_size`` is
-    given. Missing, unexpected or mis-shaped entries raise :class:`ModelFormatError` naming them.
-    """
-    from ..models.vgg import ARCHITECTURES, vgg_from_state_dict
-
-    if arch not in ARCHITECTURES:
-        raise ModelFormatError(f"unknown architecture {arch!r}; known: {sorted(ARCHITECTURES)}")
-    arrays = load_state_dict(state_dict)
-    return vgg_from_state_dict(arrays, arch, input_size=input_size, dtype=dtype)

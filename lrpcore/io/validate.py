@@ -6,7 +6,9 @@ per-channel preprocessing for 3 channels on a 1-channel input. ``check_model`` f
 these by running one zero sample of the metadata's input shape through the layers
 (each layer checks its own input shape) and comparing what comes out with the
 metadata. It raises :class:`~lrpcore.errors.ModelFormatError` naming the source
-(file), the layer (index and description) and the expected versus found value.
+(file), the layer (index and description; for a graph the node's name) and the expected
+versus found value. Graphs are checked like chains: the zero sample runs through every node
+in topological order (each node checks the shapes of the inputs it joins).
 
 That validation pass is bounded before it runs (:func:`check_forward_bounds`): a file of a few
 bytes can declare a padding of 15000 or an input of 10⁵ × 10⁵ pixels, and one forward pass would

@@ -72,6 +72,11 @@ class Layer:
             raise ShapeError(f"{self.describe()} takes one input, got {len(inputs)}")
         return inputs[0]
 
+    def forward_inputs(self, inputs: Sequence[Any]) -> Any:
+        """The layer's output from its list of inputs: ``forward(combine(inputs))``, which a layer joining
+        several inputs may compute without building the combined array (``Add``)."""
+        return self.forward(self.combine(inputs))
+
     def combined_shape(self, shapes: Sequence[tuple[int, ...]]) -> tuple[int, ...]:
         """One sample's shape of the combined input, for the inputs' per-sample ``shapes``."""
         if len(shapes) != 1:
@@ -161,6 +166,13 @@ class LinearLayer(Layer):
 
     def linear_forward(self, x: Any, weight: Any, bias: Any | None = None) -> Any:
         raise NotImplementedError
+
+    def is_own_forward(self, weight: Any, bias: Any | None) -> bool:
+        """Whether ``linear_forward(a, weight, bias)`` is exactly this layer's ``forward(a)``, so that a rule may
+        take the recorded output as its denominator instead of recomputing it (the layer's own weight and
+        bias, both given)."""
+        own = getattr(self, "weight", None)
+        return own is not None and weight is own and bias is not None and bias is self.relevance_bias()
 
     def linear_transpose(self, s: Any, weight: Any, input_shape: tuple[int, ...]) -> Any:
         raise NotImplementedError
