@@ -44,7 +44,7 @@ from .progress import Progress
 from .tasks import Block, ExplainPart, ExplainTask, FlipOutcome, FlipTask, explain_task, flip_task
 from .worker import die_with_parent, task_environment
 
-__all__ = ["run_plan", "EXECUTORS", "SweepTerminated"]
+__all__ = ["run_plan", "local_cluster", "EXECUTORS", "SweepTerminated"]
 
 EXECUTORS = (None, "serial", "processes", "dask")
 
@@ -338,11 +338,16 @@ def _process_pool(payload: dict[str, Any], workers: int) -> Iterator[_Pool]:
     pool.shutdown(wait=True)
 
 
-def _local_cluster(workers: int) -> tuple[Any, Any]:
+def local_cluster(workers: int = 2) -> tuple[Any, Any]:
+    """(cluster, client): the ``LocalCluster`` that ``executor="dask"`` starts, to reuse it across sweeps.
+
+    ``workers`` processes with one thread each on 127.0.0.1, no dashboard; the workers run as
+    fast as this process does: no statistical profiler (it samples every worker thread's stack
+    every 10 ms) and glibc's allocator in its dynamic mode (the nanny's ``MALLOC_TRIM_THRESHOLD_``
+    makes every large array fault in afresh; see :mod:`lrpcore.sweep.worker`). Close both when done.
+    """
     import dask
     from dask.distributed import Client, LocalCluster
-    # workers as fast as this process: no 10 ms statistical profiler, and glibc's allocator in its dynamic
-    # mode (the nanny's MALLOC_TRIM_THRESHOLD_ makes every large array fault in afresh; see worker.py)
     with dask.config.set({"distributed.worker.profile.enabled": False,
                           "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
@@ -362,7 +367,7 @@ def _dask_backend(executor: Any, scheduler: str | None, workers: int, payload: d
     elif scheduler:
         client = Client(scheduler)
     else:
-        cluster, client = _local_cluster(workers)
+        cluster, client = local_cluster(workers)
     try:
         yield _Dask(client, payload)
     finally:

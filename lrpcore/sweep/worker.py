@@ -92,23 +92,10 @@ def _keep_freed_memory() -> Any:
     return undo
 
 
-@functools.lru_cache(maxsize=1)
-def _threadpools() -> Any:
-    try:
-        import threadpoolctl
-    except ImportError:
-        return None
-    return threadpoolctl.ThreadpoolController()
-
-
 def _one_thread_each() -> list[Any]:
     """Hold BLAS/OpenMP (unless the user set their variables) and OpenCV at one thread; returns the undos."""
     undos: list[Any] = []
-    controller = _threadpools()
-    if controller is not None and not any(name in os.environ for name in _BLAS_VARIABLES):
-        limiter = controller.limit(limits=1)
-        undos.append(limiter.restore_original_limits)
-    try:
+    try:  # first: OpenCV's wheels bring their own OpenBLAS, which must be loaded before the limits are set
         import cv2
     except ImportError:
         cv2 = None
@@ -117,6 +104,13 @@ def _one_thread_each() -> list[Any]:
         if before != 1:
             cv2.setNumThreads(1)
             undos.append(lambda: cv2.setNumThreads(before))
+    if not any(name in os.environ for name in _BLAS_VARIABLES):
+        try:
+            import threadpoolctl
+        except ImportError:
+            return undos
+        # a fresh controller each time (about 3 ms): libraries loaded since the last task are included
+        undos.append(threadpoolctl.ThreadpoolController().limit(limits=1).restore_original_limits)
     return undos
 
 
