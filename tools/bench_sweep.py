@@ -216,7 +216,8 @@ def main(argv: list[str] | None = None) -> int:
         outside = "–" if outside is None else f"{outside - task_cpu['explain'] - task_cpu['flip']:.2f}"
         startup = f"{run['startup']:.1f}" if "startup" in run else "incl."
         print(f"| {run['executor']} | {run['workers']} | {run['tasks']} | {startup} | {run['seconds']:.1f} | "
-              f"{speedup:.2f}× | {speedup / run['workers']:.0%} | {task_cpu['explain']:.2f} / {task_cpu['flip']:.2f} | "
+              f"{speedup:.2f}× | {speedup / run['workers']:.0%} | "
+              f"{task_cpu['explain']:.2f} / {task_cpu['flip']:.2f} | "
               f"{ratio:.2f}× | {outside} | {run['main_cpu']:.2f} | {'yes' if run['same'] else '**no**'} |")
     return 0
 

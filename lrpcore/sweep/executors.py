@@ -161,16 +161,22 @@ class _Dask:
         self.payload = client.scatter([payload], broadcast=True, hash=False)[0]
         self.count = 0
         self._running = (0.0, 0)
-        self._workers = (time.monotonic(), max(1, sum(client.nthreads().values())))
+        self._threads = dict(client.nthreads())
+        self._workers = (time.monotonic(), max(1, sum(self._threads.values())))
 
     @property
     def workers(self) -> int:
         """Worker threads in the cluster (asked of the scheduler at most every 5 s)."""
         when, count = self._workers
         if time.monotonic() - when > 5.0:
-            count = max(1, sum(self.client.nthreads().values()))
+            self._threads = dict(self.client.nthreads())
+            count = max(1, sum(self._threads.values()))
             self._workers = (time.monotonic(), count)
         return count
+
+    def _worker_threads(self, worker: str) -> int:
+        """Threads of one worker: the most tasks it runs at once (it may hold more, queued)."""
+        return self._threads.get(worker, 1)
 
     def _key(self, kind: str) -> str:
         self.count += 1
@@ -204,7 +210,8 @@ class _Dask:
         if time.monotonic() - when > 1.0:
             try:
                 processing = self.client.processing()
-                count = sum(str(key).startswith(self.prefix) for keys in processing.values() for key in keys)
+                count = sum(min(sum(str(key).startswith(self.prefix) for key in keys), self._worker_threads(worker))
+                            for worker, keys in processing.items())
             except Exception:  # progress display only: never fail a sweep over it
                 count = min(len(handles), self.workers)
             self._running = (time.monotonic(), count)

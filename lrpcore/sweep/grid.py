@@ -86,7 +86,8 @@ def grid(model: Sequential, images: Any, targets: Any = None, *,
          params: Mapping[str, Sequence[float]] | None = None,
          evaluation: FlipSettings | Mapping[str, Any] | None = None,
          executor: Any = None, out: str | None = None, image_ids: Sequence[int] | None = None,
-         config_block: int | None = None, image_block: int = 16, workers: int | None = None, scheduler: str | None = None,
+         config_block: int | None = None, image_block: int = 16, workers: int | None = None,
+         scheduler: str | None = None,
          overwrite: bool = False, progress: bool = True) -> SweepResult:
     """Sweep ``composite(**θ)`` over the grid ``params`` and score each θ by pixel-flipping AUC.
 

@@ -14,6 +14,7 @@ done and assumes every worker stays busy.
 """
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from typing import Any, Callable, Sequence
@@ -71,8 +72,12 @@ class Progress:
         self._started = self.clock()
         if self.enabled:
             from tqdm.auto import tqdm
+            # the size once, with a fallback: a terminal without a size (some ptys) reports 0 × 0, and tqdm then
+            # draws nothing at all (its bar lies below the last of 0 rows)
+            size = shutil.get_terminal_size((100, 24))
             self._bar = tqdm(total=self.total_tasks, file=self.stream, desc="sweep", unit="task", leave=True,
-                             bar_format="{desc}: {n}/{total} tasks |{bar}| {postfix}", dynamic_ncols=True)
+                             bar_format=self._format("time left unknown"), ncols=size.columns,
+                             nrows=size.lines)
 
     @property
     def total_tasks(self) -> int:
@@ -133,12 +138,19 @@ class Progress:
         self._drawn = now
         left = self.seconds_left()
         estimate = "time left unknown" if left is None else f"~{format_seconds(left)} left"
-        self._bar.set_postfix_str(f"{self.running} running, {estimate}", refresh=True)
+        self._bar.bar_format = self._format(f"{self.running} running, {estimate}")
+        self._bar.refresh()
+
+    @staticmethod
+    def _format(text: str) -> str:
+        """tqdm's line: ``sweep: 12/29 tasks |█████▌     | 2 running, ~38 s left``."""
+        return "{desc}: {n}/{total} tasks |{bar}| " + text.replace("{", "{{").replace("}", "}}")
 
     def close(self) -> None:
         if self._bar is not None:
             self.running = 0
             elapsed = self.clock() - (self._started or self.clock())
-            self._bar.set_postfix_str(f"done in {format_seconds(elapsed)}", refresh=True)
+            self._bar.bar_format = self._format(f"done in {format_seconds(elapsed)}")
+            self._bar.refresh()
             self._bar.close()
             self._bar = None

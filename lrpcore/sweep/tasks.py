@@ -207,7 +207,8 @@ def explain_task(payload: dict[str, Any], task: ExplainTask) -> ExplainPart:
             raise InputValueError(f"configuration {config} ({payload['configs'][config]}) gave NaN or inf relevance "
                                   f"on images {start}–{stop - 1}")
         scores.append(patch_scores(relevance[None], settings)[0])
-    timing = TaskTiming("explain", task, task.units, time.perf_counter() - wall, time.thread_time() - cpu, _worker_name())
+    timing = TaskTiming("explain", task, task.units, time.perf_counter() - wall, time.thread_time() - cpu,
+                        _worker_name())
     return ExplainPart(task, np.stack(scores), targets, explained, timing)
 
 
