@@ -17,7 +17,7 @@ the process pool passes them through this process.
   processes, default 2, one BLAS thread each unless ``OPENBLAS_NUM_THREADS`` etc. are set), for
   users without Dask. Its workers die with this process, even when it is killed with SIGKILL.
 - ``"dask"``: a :class:`dask.distributed.Client` on a new ``LocalCluster`` (``workers`` processes,
-  one thread each, on 127.0.0.1, no dashboard, no statistical profiler, no ``MALLOC_TRIM_THRESHOLD_``)
+  one thread each, on 127.0.0.1, no dashboard, no statistical profiler)
   or, with ``scheduler="tcp://host:8786"``, on an existing cluster; or pass your own ``Client`` as
   the executor. Workers need lrpcore (and OpenCV for inpainting) installed in the same version.
 
@@ -128,7 +128,8 @@ class _Pool:
         return self.pool.submit(_pool_explain, task)
 
     def flip(self, task: FlipTask, parts: list[Any]) -> Any:
-        return self.pool.submit(_pool_flip, task, parts)
+        # only the task's images of each explanation travel to the worker
+        return self.pool.submit(_pool_flip, task, [part.images(*task.images) for part in parts])
 
     def wait(self, handles: Sequence[Any], timeout: float) -> list[Any]:
         done, _ = concurrent.futures.wait(handles, timeout=timeout, return_when=concurrent.futures.FIRST_COMPLETED)
@@ -348,15 +349,13 @@ def _process_pool(payload: dict[str, Any], workers: int) -> Iterator[_Pool]:
 def local_cluster(workers: int = 2) -> tuple[Any, Any]:
     """(cluster, client): the ``LocalCluster`` that ``executor="dask"`` starts, to reuse it across sweeps.
 
-    ``workers`` processes with one thread each on 127.0.0.1, no dashboard; the workers run as
-    fast as this process does: no statistical profiler (it samples every worker thread's stack
-    every 10 ms) and glibc's allocator in its dynamic mode (the nanny's ``MALLOC_TRIM_THRESHOLD_``
-    makes every large array fault in afresh; see :mod:`lrpcore.sweep.worker`). Close both when done.
+    ``workers`` processes with one thread each on 127.0.0.1, no dashboard, and no statistical
+    profiler (it samples every worker thread's stack every 10 ms: a few per cent of a core).
+    Close both when done.
     """
     import dask
     from dask.distributed import Client, LocalCluster
-    with dask.config.set({"distributed.worker.profile.enabled": False,
-                          "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    with dask.config.set({"distributed.worker.profile.enabled": False}):
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                                dashboard_address=None)
         return cluster, Client(cluster)

@@ -93,13 +93,26 @@ class TaskTiming:
 
 @dataclasses.dataclass(frozen=True)
 class ExplainPart:
-    """An explain task's result: patch sums (configs, n, P), the block's targets and explained scores."""
+    """An explain task's result: patch sums (configs, n, P), the block's targets and explained scores.
+
+    ``first``: the image position of ``scores[:, 0]`` (the block's start, or later for a slice).
+    """
 
     task: ExplainTask
     scores: np.ndarray
     targets: np.ndarray
     explained: np.ndarray
     timing: TaskTiming
+    first: int = 0
+
+    def images(self, first: int, last: int) -> "ExplainPart":
+        """The part restricted to image positions [first, last) (what one flip task needs of it)."""
+        lo, hi = first - self.first, last - self.first
+        if lo < 0 or hi > self.scores.shape[1]:
+            raise ValueError(f"images {first}–{last - 1} are not in this part (it holds {self.first}–"
+                             f"{self.first + self.scores.shape[1] - 1})")
+        return dataclasses.replace(self, scores=self.scores[:, lo:hi], targets=self.targets[lo:hi],
+                                   explained=self.explained[lo:hi], first=first)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -209,7 +222,7 @@ def explain_task(payload: dict[str, Any], task: ExplainTask) -> ExplainPart:
         scores.append(patch_scores(relevance[None], settings)[0])
     timing = TaskTiming("explain", task, task.units, time.perf_counter() - wall, time.thread_time() - cpu,
                         _worker_name())
-    return ExplainPart(task, np.stack(scores), targets, explained, timing)
+    return ExplainPart(task, np.stack(scores), targets, explained, timing, first=start)
 
 
 def flip_task(payload: dict[str, Any], task: FlipTask, parts: Sequence[ExplainPart]) -> FlipOutcome:
@@ -217,15 +230,13 @@ def flip_task(payload: dict[str, Any], task: FlipTask, parts: Sequence[ExplainPa
     wall, cpu = time.perf_counter(), time.thread_time()
     settings: FlipSettings = payload["settings"]
     configs = payload["configs"]
-    start = task.block[0]
-    first, last = task.images[0] - start, task.images[1] - start
-    parts = sorted(parts, key=lambda part: part.task.configs[0])
+    parts = sorted((part.images(*task.images) for part in parts), key=lambda part: part.task.configs[0])
     order = [config for part in parts for config in part.task.configs]
     if order != list(range(task.configs)):
         raise RuntimeError(f"flip task {task} got explanations of configurations {order[:8]}…, "
                            f"not all {task.configs} of the grid")
-    scores = np.concatenate([part.scores[:, first:last] for part in parts])
-    targets, explained = parts[0].targets[first:last], parts[0].explained[first:last]
+    scores = np.concatenate([part.scores for part in parts])
+    targets, explained = parts[0].targets, parts[0].explained
     image_ids = payload["image_ids"][task.images[0]:task.images[1]]
     results = flip_scores(payload["model"], payload["images"][task.images[0]:task.images[1]], scores, targets,
                           image_ids, settings, settings.sorts)
