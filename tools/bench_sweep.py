@@ -205,18 +205,20 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nSerial sweep: {len(serial.timings)} tasks; task CPU explain {serial_cpu['explain']:.2f} s + flip "
           f"{serial_cpu['flip']:.2f} s; process CPU {serial_process_cpu:.2f} s.\n")
     print("| executor | workers | tasks | start-up (s) | wall (s) | speedup vs serial | efficiency | "
-          "task CPU explain / flip (s) | task CPU vs serial | workers' CPU outside tasks (s) | "
+          "speedup vs 1 worker | task CPU explain / flip (s) | task CPU vs serial | workers' CPU outside tasks (s) | "
           "this process's CPU (s) | table = serial |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
+    single = {run["executor"]: run["seconds"] for run in runs if run["workers"] == 1}
     for run in runs:
         speedup = serial_seconds / run["seconds"]
+        versus_one = f"{single[run['executor']] / run['seconds']:.2f}×" if run["executor"] in single else "–"
         task_cpu = run["task_cpu"]
         ratio = (task_cpu["explain"] + task_cpu["flip"]) / (serial_cpu["explain"] + serial_cpu["flip"])
         outside = run.get("worker_process_cpu")
         outside = "–" if outside is None else f"{outside - task_cpu['explain'] - task_cpu['flip']:.2f}"
         startup = f"{run['startup']:.1f}" if "startup" in run else "incl."
         print(f"| {run['executor']} | {run['workers']} | {run['tasks']} | {startup} | {run['seconds']:.1f} | "
-              f"{speedup:.2f}× | {speedup / run['workers']:.0%} | "
+              f"{speedup:.2f}× | {speedup / run['workers']:.0%} | {versus_one} | "
               f"{task_cpu['explain']:.2f} / {task_cpu['flip']:.2f} | "
               f"{ratio:.2f}× | {outside} | {run['main_cpu']:.2f} | {'yes' if run['same'] else '**no**'} |")
     return 0
