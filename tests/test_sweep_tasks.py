@@ -251,3 +251,37 @@ def test_task_environment_holds_blas_at_one_thread_unless_the_user_chose():
         if os.cpu_count() >= 2:
             assert outside >= 2
         assert inside == expected_inside and restored == outside
+
+
+# --- errors in tasks ---------------------------------------------------------------------------------------
+class FailOn:
+    """A tutorial factory that cannot make the composite for one γ (picklable, so it travels to workers)."""
+
+    name = "tutorial"
+
+    def __init__(self, gamma: float):
+        self.gamma = gamma
+
+    def __call__(self, gamma: float, epsilon: float):
+        if gamma == self.gamma:
+            raise ValueError(f"no composite for gamma={gamma}")
+        return tutorial().composite(gamma=gamma, epsilon=epsilon)
+
+
+@pytest.mark.parametrize("executor", [None, "processes"])
+def test_an_error_in_a_task_reaches_the_caller_and_stops_the_workers(executor):
+    import multiprocessing
+    from lrpcore.sweep import grid
+    images = np.random.default_rng(3).uniform(0, 1, size=(4, 3, 16, 16)).astype(np.float32)
+    with pytest.raises(ValueError, match="no composite for gamma=0.25"):
+        grid(five_conv_network(), images, composite=FailOn(0.25), params={"gamma": VALUES, "epsilon": VALUES},
+             evaluation=SETTINGS, executor=executor, workers=2, progress=False)
+    assert _wait(lambda: not multiprocessing.active_children())  # the pool's workers are gone
+
+
+def _wait(condition, timeout=10.0):
+    import time
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
