@@ -271,7 +271,11 @@ def _drive(blocks: Sequence[Block], backend: Any, on_result: Callable[[FlipOutco
                     flips_left[block] -= 1
                     if flips_left[block] == 0:
                         del parts[block]  # release the block's explanations (Dask frees them on its workers)
-            progress.show(running=backend.running(list(in_flight)) if in_flight else 0, workers=backend.workers)
+            if in_flight:
+                running = backend.running(list(in_flight))
+            else:  # the serial backend: the next task starts as soon as this line is drawn
+                running = int(bool(pending or explains or flips))
+            progress.show(running=running, workers=backend.workers)
     except BaseException:
         backend.cancel(list(in_flight))
         raise

@@ -32,8 +32,16 @@ def format_seconds(seconds: float) -> str:
     return f"{int(seconds // 3600)} h {int(seconds % 3600 // 60):02d} min"
 
 
+def _in_notebook() -> bool:
+    """True inside a Jupyter kernel (where tqdm.auto draws a widget), not merely when ipykernel was imported."""
+    ipython = sys.modules.get("IPython")
+    get_ipython = getattr(ipython, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return type(shell).__name__ == "ZMQInteractiveShell"
+
+
 def _interactive(stream: Any) -> bool:
-    if "ipykernel" in sys.modules:  # a notebook: tqdm.auto draws a widget
+    if _in_notebook():
         return True
     isatty = getattr(stream, "isatty", None)
     try:
