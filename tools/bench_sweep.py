@@ -13,8 +13,9 @@ inpainting, 8×8 patches, quadratic schedule, final gray step. Measured in one r
    cluster start-up (and the workers' first imports) excluded and reported separately.
    ``--executors processes`` adds the standard-library process pool (its start-up included).
 
-Reported per distributed run: wall time, speedup over the serial sweep and parallel efficiency
-(speedup / W); the CPU time of the tasks on the workers (each task's own thread) against the
+Reported per distributed run: how many of W cores the machine gave W busy processes just before
+(Σ CPU / wall; a shared machine may give fewer, and then no speedup is possible); wall time,
+speedup over the serial sweep and over one worker, parallel efficiency (speedup / W); the CPU time of the tasks on the workers (each task's own thread) against the
 serial run's, by kind of task; the workers' CPU time outside tasks (Dask's own threads) and this
 process's CPU time during the run (client, and the LocalCluster's scheduler); whether the table
 is identical to the serial one.
@@ -102,6 +103,32 @@ def _process_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _spin(seconds: float, results) -> None:
+    """Busy-loop for ``seconds`` of CPU time; report (CPU, wall)."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    while time.process_time() - cpu < seconds:
+        sum(range(10_000))
+    results.put((time.process_time() - cpu, time.perf_counter() - wall))
+
+
+def _free_cores(count: int, seconds: float = 1.0) -> float:
+    """How many of ``count`` cores this machine gives at once right now: Σ CPU / wall of ``count`` busy processes.
+
+    On a quiet 2-core machine ≈ 2.0; 1.0 means another job holds one core, and no number of workers
+    can then beat one core's speed. Printed beside every distributed figure.
+    """
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    processes = [context.Process(target=_spin, args=(seconds, results)) for _ in range(count)]
+    for process in processes:
+        process.start()
+    measured = [results.get() for _ in processes]
+    for process in processes:
+        process.join()
+    return sum(cpu for cpu, _ in measured) / max(wall for _, wall in measured)
+
+
 def _default_workers() -> list[int]:
     counts, count = [1, 2], 4
     while count <= (os.cpu_count() or 1):
@@ -156,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     runs = []
     for executor in args.executors:
         for workers in args.workers:
-            run = {"executor": executor, "workers": workers}
+            run = {"executor": executor, "workers": workers, "free": _free_cores(workers)}
             if executor == "dask":
                 from lrpcore.sweep.executors import local_cluster
                 start = time.perf_counter()
@@ -204,10 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"\nSerial sweep: {len(serial.timings)} tasks; task CPU explain {serial_cpu['explain']:.2f} s + flip "
           f"{serial_cpu['flip']:.2f} s; process CPU {serial_process_cpu:.2f} s.\n")
-    print("| executor | workers | tasks | start-up (s) | wall (s) | speedup vs serial | efficiency | "
+    print("| executor | workers | free cores before | tasks | start-up (s) | wall (s) | speedup vs serial | efficiency | "
           "speedup vs 1 worker | task CPU explain / flip (s) | task CPU vs serial | workers' CPU outside tasks (s) | "
           "this process's CPU (s) | table = serial |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
     single = {run["executor"]: run["seconds"] for run in runs if run["workers"] == 1}
     for run in runs:
         speedup = serial_seconds / run["seconds"]
@@ -217,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
         outside = run.get("worker_process_cpu")
         outside = "–" if outside is None else f"{outside - task_cpu['explain'] - task_cpu['flip']:.2f}"
         startup = f"{run['startup']:.1f}" if "startup" in run else "incl."
-        print(f"| {run['executor']} | {run['workers']} | {run['tasks']} | {startup} | {run['seconds']:.1f} | "
+        print(f"| {run['executor']} | {run['workers']} | {run['free']:.1f} | {run['tasks']} | {startup} | "
+              f"{run['seconds']:.1f} | "
               f"{speedup:.2f}× | {speedup / run['workers']:.0%} | {versus_one} | "
               f"{task_cpu['explain']:.2f} / {task_cpu['flip']:.2f} | "
               f"{ratio:.2f}× | {outside} | {run['main_cpu']:.2f} | {'yes' if run['same'] else '**no**'} |")
