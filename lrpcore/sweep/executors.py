@@ -271,6 +271,8 @@ def _drive(blocks: Sequence[Block], backend: Any, on_result: Callable[[FlipOutco
                     flips_left[block] -= 1
                     if flips_left[block] == 0:
                         del parts[block]  # release the block's explanations (Dask frees them on its workers)
+            if not progress.enabled:
+                continue  # asking the scheduler what runs costs a round trip: only for a visible line
             if in_flight:
                 running = backend.running(list(in_flight))
             else:  # the serial backend: the next task starts as soon as this line is drawn
