@@ -29,6 +29,7 @@ inputs in other batches, whose float32 sums may differ in the last bits).
 Usage::
 
     python tools/bench_sweep.py --images 16 --values 16 --naive-configs 8   # the issue's setting
+    python tools/bench_sweep.py --images 16 --values 16 --naive-configs 8 --workers 1,2 --repeats 3
     python tools/bench_sweep.py --values 8 --images 8 --workers 2            # quicker, smaller grid
 """
 from __future__ import annotations
@@ -137,6 +138,54 @@ def _default_workers() -> list[int]:
     return counts
 
 
+def _serial_run(model, x, targets, preset, evaluation) -> dict:
+    cpu = _process_cpu()
+    start = time.perf_counter()
+    result = grid(model, x, targets, composite=preset, evaluation=evaluation, progress=False)
+    return {"seconds": time.perf_counter() - start, "process_cpu": _process_cpu() - cpu, "result": result,
+            "task_cpu": _task_cpu(result)}
+
+
+def _distributed_run(executor: str, workers: int, model, x, targets, preset, evaluation) -> dict:
+    run = {"executor": executor, "workers": workers, "free": _free_cores(workers)}
+    if executor == "dask":
+        from lrpcore.sweep.executors import local_cluster
+        start = time.perf_counter()
+        cluster, client = local_cluster(workers)
+        client.run(lambda: [__import__(name) for name in ("lrpcore.sweep", "cv2")])
+        run["startup"] = time.perf_counter() - start
+
+        def worker_cpu() -> float:
+            return sum(client.run(_process_cpu).values())
+        before_workers, cpu = worker_cpu(), _process_cpu()
+        start = time.perf_counter()
+        result = grid(model, x, targets, composite=preset, evaluation=evaluation, executor=client, progress=False)
+        run["seconds"] = time.perf_counter() - start
+        run["main_cpu"] = _process_cpu() - cpu
+        run["worker_process_cpu"] = worker_cpu() - before_workers
+        client.close()
+        cluster.close()
+    else:
+        cpu = _process_cpu()
+        start = time.perf_counter()
+        result = grid(model, x, targets, composite=preset, evaluation=evaluation, executor=executor,
+                      workers=workers, progress=False)
+        run["seconds"] = time.perf_counter() - start
+        run["main_cpu"] = _process_cpu() - cpu
+    run["task_cpu"] = _task_cpu(result)
+    run["tasks"] = len(result.timings)
+    run["result"] = result
+    return run
+
+
+def _spread(values: list[float], form: str) -> str:
+    """Median, with the range when there are several values: ``1.80× (1.70–2.42)``."""
+    middle = form.format(float(np.median(values)))
+    if len(values) == 1:
+        return middle
+    return f"{middle} ({form.format(min(values))}–{form.format(max(values))})"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=16)
@@ -149,6 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="distributed executors to time: dask, processes (default: dask)")
     parser.add_argument("--no-dask", dest="executors", action="store_const", const=[],
                         help="serial sweep and naive loop only")
+    parser.add_argument("--repeats", type=int, default=1,
+                        help="rounds of the serial and distributed runs, interleaved; ratios are taken within a "
+                             "round and reported as median (range). Use 3 or more on a shared machine")
     args = parser.parse_args(argv)
 
     model, model_name = _model()
@@ -171,84 +223,67 @@ def main(argv: list[str] | None = None) -> int:
     naive_measured = time.perf_counter() - start
     naive_total = naive_measured * len(configs) / naive_count
 
-    cpu = _process_cpu()
-    start = time.perf_counter()
-    serial = grid(model, x, targets, composite=preset, evaluation=evaluation, progress=False)
-    serial_seconds = time.perf_counter() - start
-    serial_process_cpu = _process_cpu() - cpu
-    serial_cpu = _task_cpu(serial)
+    serials, rounds = [], []
+    for _ in range(max(1, args.repeats)):
+        serials.append(_serial_run(model, x, targets, preset, evaluation))
+        loads.append(os.getloadavg()[0])
+        runs = []
+        for executor in args.executors:
+            for workers in args.workers:
+                runs.append(_distributed_run(executor, workers, model, x, targets, preset, evaluation))
+                runs[-1]["same"] = _same_table(serials[0]["result"], runs[-1].pop("result"))
+                loads.append(os.getloadavg()[0])
+        rounds.append(runs)
+    serial = serials[0]["result"]
     difference = float(np.max(np.abs(serial.per_image("morf")[:naive_count] - np.stack(naive_auc))))
-    loads.append(os.getloadavg()[0])
-
-    runs = []
-    for executor in args.executors:
-        for workers in args.workers:
-            run = {"executor": executor, "workers": workers, "free": _free_cores(workers)}
-            if executor == "dask":
-                from lrpcore.sweep.executors import local_cluster
-                start = time.perf_counter()
-                cluster, client = local_cluster(workers)
-                client.run(lambda: [__import__(name) for name in ("lrpcore.sweep", "cv2")])
-                run["startup"] = time.perf_counter() - start
-
-                def worker_cpu() -> float:
-                    return sum(client.run(_process_cpu).values())
-                before_workers, cpu = worker_cpu(), _process_cpu()
-                start = time.perf_counter()
-                result = grid(model, x, targets, composite=preset, evaluation=evaluation, executor=client,
-                              progress=False)
-                run["seconds"] = time.perf_counter() - start
-                run["main_cpu"] = _process_cpu() - cpu
-                run["worker_process_cpu"] = worker_cpu() - before_workers
-                client.close()
-                cluster.close()
-            else:
-                cpu = _process_cpu()
-                start = time.perf_counter()
-                result = grid(model, x, targets, composite=preset, evaluation=evaluation, executor=executor,
-                              workers=workers, progress=False)
-                run["seconds"] = time.perf_counter() - start
-                run["main_cpu"] = _process_cpu() - cpu
-            run["task_cpu"] = _task_cpu(result)
-            run["tasks"] = len(result.timings)
-            run["same"] = _same_table(serial, result)
-            runs.append(run)
-            loads.append(os.getloadavg()[0])
+    same_serial = all(_same_table(serial, other["result"]) for other in serials[1:])
+    serial_seconds = [run["seconds"] for run in serials]
 
     cpus = os.cpu_count()
     print(f"### Sweep: {len(values)}×{len(values)} Tutorial γ×ε grid, {args.images} images, MoRF, inpainting\n")
     print(f"Model: {model_name}; {platform.processor() or platform.machine()}, {cpus} CPUs, "
           f"Python {platform.python_version()}, NumPy {np.__version__}, OPENBLAS_NUM_THREADS="
           f"{os.environ['OPENBLAS_NUM_THREADS']}; load average (1 min) {', '.join(f'{load:.1f}' for load in loads)} "
-          f"at the start and after each run. Naive loop timed on {naive_count} of {len(configs)} configurations and "
-          f"extrapolated linearly; max |AUC difference| sweep vs naive {difference:.1e}.\n")
+          f"at the start and after each run; {len(serials)} round(s). Naive loop timed on {naive_count} of "
+          f"{len(configs)} configurations and extrapolated linearly; max |AUC difference| sweep vs naive "
+          f"{difference:.1e}.\n")
     print("| run | wall time (s) | speedup vs naive |")
     print("|---|---:|---:|")
     print(f"| naive loop (explain + pixel_flipping per config){' (extrapolated)' if naive_count < len(configs) else ''}"
           f" | {naive_total:.1f} | 1.0× |")
-    print(f"| sweep, serial (1 process) | {serial_seconds:.1f} | {naive_total / serial_seconds:.1f}× |")
-    if not runs:
+    print(f"| sweep, serial (1 process) | {_spread(serial_seconds, '{:.1f}')} | "
+          f"{naive_total / float(np.median(serial_seconds)):.1f}× |")
+    serial_cpu = {kind: [run["task_cpu"][kind] for run in serials] for kind in ("explain", "flip")}
+    print(f"\nSerial sweep: {len(serial.timings)} tasks; task CPU explain {_spread(serial_cpu['explain'], '{:.2f}')} s "
+          f"+ flip {_spread(serial_cpu['flip'], '{:.2f}')} s; process CPU "
+          f"{_spread([run['process_cpu'] for run in serials], '{:.2f}')} s; every round's table identical: "
+          f"{'yes' if same_serial else '**no**'}.\n")
+    if not rounds[0]:
         return 0
-    print(f"\nSerial sweep: {len(serial.timings)} tasks; task CPU explain {serial_cpu['explain']:.2f} s + flip "
-          f"{serial_cpu['flip']:.2f} s; process CPU {serial_process_cpu:.2f} s.\n")
-    print("| executor | workers | free cores before | tasks | start-up (s) | wall (s) | speedup vs serial | efficiency | "
-          "speedup vs 1 worker | task CPU explain / flip (s) | task CPU vs serial | workers' CPU outside tasks (s) | "
-          "this process's CPU (s) | table = serial |")
+    print("| executor | workers | free cores before | tasks | start-up (s) | wall (s) | speedup vs serial | "
+          "efficiency | speedup vs 1 worker | task CPU explain / flip (s) | task CPU vs serial | "
+          "workers' CPU outside tasks (s) | this process's CPU (s) | table = serial |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|")
-    single = {run["executor"]: run["seconds"] for run in runs if run["workers"] == 1}
-    for run in runs:
-        speedup = serial_seconds / run["seconds"]
-        versus_one = f"{single[run['executor']] / run['seconds']:.2f}×" if run["executor"] in single else "–"
-        task_cpu = run["task_cpu"]
-        ratio = (task_cpu["explain"] + task_cpu["flip"]) / (serial_cpu["explain"] + serial_cpu["flip"])
-        outside = run.get("worker_process_cpu")
-        outside = "–" if outside is None else f"{outside - task_cpu['explain'] - task_cpu['flip']:.2f}"
-        startup = f"{run['startup']:.1f}" if "startup" in run else "incl."
-        print(f"| {run['executor']} | {run['workers']} | {run['free']:.1f} | {run['tasks']} | {startup} | "
-              f"{run['seconds']:.1f} | "
-              f"{speedup:.2f}× | {speedup / run['workers']:.0%} | {versus_one} | "
-              f"{task_cpu['explain']:.2f} / {task_cpu['flip']:.2f} | "
-              f"{ratio:.2f}× | {outside} | {run['main_cpu']:.2f} | {'yes' if run['same'] else '**no**'} |")
+    for position, first in enumerate(rounds[0]):
+        runs = [runs_of_round[position] for runs_of_round in rounds]
+        speedups = [serials[index]["seconds"] / run["seconds"] for index, run in enumerate(runs)]
+        ones = [next((other for other in rounds[index] if other["executor"] == run["executor"]
+                      and other["workers"] == 1), None) for index, run in enumerate(runs)]
+        versus_one = "–" if ones[0] is None else _spread([one["seconds"] / run["seconds"]
+                                                         for one, run in zip(ones, runs)], "{:.2f}×")
+        ratios = [(run["task_cpu"]["explain"] + run["task_cpu"]["flip"]) / sum(serials[index]["task_cpu"].values())
+                  for index, run in enumerate(runs)]
+        outside = "–" if "worker_process_cpu" not in first else _spread(
+            [run["worker_process_cpu"] - sum(run["task_cpu"].values()) for run in runs], "{:.2f}")
+        startup = _spread([run["startup"] for run in runs], "{:.1f}") if "startup" in first else "incl."
+        efficiency = _spread([speedup / first["workers"] * 100 for speedup in speedups], "{:.0f} %")
+        print(f"| {first['executor']} | {first['workers']} | {_spread([run['free'] for run in runs], '{:.1f}')} | "
+              f"{first['tasks']} | {startup} | {_spread([run['seconds'] for run in runs], '{:.1f}')} | "
+              f"{_spread(speedups, '{:.2f}×')} | {efficiency} | {versus_one} | "
+              f"{_spread([run['task_cpu']['explain'] for run in runs], '{:.2f}')} / "
+              f"{_spread([run['task_cpu']['flip'] for run in runs], '{:.2f}')} | {_spread(ratios, '{:.2f}×')} | "
+              f"{outside} | {_spread([run['main_cpu'] for run in runs], '{:.2f}')} | "
+              f"{'yes' if all(run['same'] for run in runs) else '**no**'} |")
     return 0
 
 
