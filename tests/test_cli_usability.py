@@ -76,32 +76,23 @@ def test_every_long_command_reports_progress(arguments, description, tmp_path, m
     assert description in capsys.readouterr().err
 
 
-def test_sweep_progress_moves_within_a_task(monkeypatch):
-    """One task of 3 configurations × 4 images: the bar advances after every configuration and sort."""
-    import lrpcore._progress as progress
+def test_sweep_progress_moves_at_a_finer_grain_than_one_task_per_block(monkeypatch, capsys):
+    """A serial sweep of 3 configurations × 4 images (one block): with progress shown, the work is cut into
+    several tasks so the line moves more than once, and the table is the one of the unshown run."""
+    import lrpcore.sweep.progress as progress
     from lrpcore.sweep import grid
     from test_sweep import five_conv_network
 
-    updates = []
-
-    class Bar:
-        def __init__(self, total, *args, initial=0, **kwargs):
-            self.total, self.n = total, initial
-
-        def update(self, amount):
-            updates.append(amount)
-            self.n += amount
-
-        def close(self):
-            pass
-
-    monkeypatch.setattr(progress, "progress_bar", Bar)
     images = np.random.default_rng(0).uniform(size=(4, 3, 16, 16)).astype(np.float32)
-    grid(five_conv_network(), images, composite="tutorial", params={"gamma": [0.0, 0.1, 0.25], "epsilon": [0.1]},
-         evaluation={"patch_size": 4, "sorts": ["morf", "random"]}, config_block=3, image_block=4, progress=True)
-    within = [amount for amount in updates if amount > 1e-12]
-    assert len(within) >= 3 + 2            # one per configuration explained, one per sort flipped
-    assert sum(updates) == pytest.approx(3 * 4)
+    options = dict(composite="tutorial", params={"gamma": [0.0, 0.1, 0.25], "epsilon": [0.1]},
+                   evaluation={"patch_size": 4, "sorts": ["morf", "random"]}, image_block=4)
+    quiet = grid(five_conv_network(), images, progress=False, **options)
+    monkeypatch.setattr(progress, "_interactive", lambda stream: True)
+    shown = grid(five_conv_network(), images, progress=True, **options)
+    assert len(shown.timings) >= 4 > len(quiet.timings)       # several explain and flip tasks, not one of each
+    assert "tasks" in capsys.readouterr().err
+    for name in ("config", "image", "sort", "auc"):
+        np.testing.assert_array_equal(shown.table[name], quiet.table[name])
 
 
 # --- 2. targets by class name everywhere -----------------------------------------------------------------

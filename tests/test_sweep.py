@@ -102,8 +102,10 @@ def test_flip_many_scores_each_distinct_perturbed_input_once(images):
     relevances = np.stack([heatmap] * 5)  # five configurations that agree everywhere
     result = flip_many(model, images, relevances, np.zeros(6, int), np.arange(6), FlipSettings(**SETTINGS), "morf")
     steps = 4  # 16 patches, quadratic schedule 1, 4, 9, 16
-    assert result.model_inputs == 6 * (1 + steps) + 1  # originals + distinct steps + one shared gray image
-    assert result.model_calls == math.ceil(result.model_inputs / 16) == model.plain_calls
+    # per image: the original, its distinct steps (one set of 4, shared by the five configurations) and the gray
+    # image, in one batch of its own (so an image's numbers never depend on the other images of the call)
+    assert result.model_inputs == 6 * (1 + steps + 1)
+    assert result.model_calls == 6 == model.plain_calls
     assert model.plain_images == result.model_inputs
     assert np.all(result.auc == result.auc[:1])
 
@@ -122,24 +124,24 @@ def test_flip_many_rejects_heatmaps_of_the_wrong_shape(images):
 
 # --- the grid ---------------------------------------------------------------------------------------------
 def test_sweep_runs_one_forward_pass_per_image_block_and_batches_explanations(images, monkeypatch):
-    grid_module = importlib.import_module("lrpcore.sweep.grid")  # the module, not the function it exports
+    tasks_module = importlib.import_module("lrpcore.sweep.tasks")
 
     explained_batches = []
-    original_explain = grid_module.explain
+    original_explain = tasks_module.explain
 
     def counting_explain(model, x, **kwargs):
         assert kwargs.get("activations") is not None  # every configuration reuses the recorded pass
         explained_batches.append(int(x.shape[0]))
         return original_explain(model, x, **kwargs)
 
-    monkeypatch.setattr(grid_module, "explain", counting_explain)
+    monkeypatch.setattr(tasks_module, "explain", counting_explain)
     model = CountingModel(five_conv_network())
-    result = grid(model, images, composite=tutorial(VALUES), evaluation=SETTINGS, config_block=16, image_block=3,
-                  progress=False)
-    assert model.recorded_calls == 2  # two image blocks of 3, all 16 configurations in one task each
+    result = grid(model, images, composite=tutorial(VALUES), evaluation=SETTINGS, image_block=3, progress=False)
+    assert model.recorded_calls == 2  # serial: two image blocks of 3, all 16 configurations in one task each
     assert explained_batches == [3] * 32  # one batched explanation per configuration and image block
-    # scoring: 3 sorts × 2 blocks, each with at most ⌈(16 configs · 3 images · 4 steps + 3 + 1) / 16⌉ calls
-    assert model.plain_calls <= 3 * 2 * math.ceil((16 * 3 * 4 + 4) / 16)
+    # scoring: per image one run of batches of 16 over the original, its distinct perturbed inputs (at most
+    # 3 sorts · 16 configs · 4 steps of them) and the gray image
+    assert model.plain_calls <= 6 * math.ceil((2 + 3 * 16 * 4) / 16)
     assert model.plain_images < 3 * 16 * 6 * (1 + 4 + 1)  # fewer inputs than flipping every heatmap alone
     assert len(result) == 16 * 6 * 3
 
@@ -203,32 +205,33 @@ def test_interrupted_sweep_resumes_and_recomputes_nothing_stored(tmp_path, image
     params = {"gamma": VALUES, "epsilon": VALUES}
     options = dict(params=params, evaluation=SETTINGS, config_block=5, image_block=4, progress=False,
                    out=tmp_path / "run")
-    # tasks: image blocks [0, 4), [4, 6) × config blocks of 5, 5, 5, 1 → 8 tasks; stop inside the 3rd task
+    # serial tasks: image block [0, 4): explain 5, 5, 5, 1 configurations (16 factory calls), flip its 4 images;
+    # then the same for block [4, 6). Stop inside block 1's third explain task.
     with pytest.raises(KeyboardInterrupt):
-        grid(five_conv_network(), images, composite=_InterruptAfter(limit=12), **options)
+        grid(five_conv_network(), images, composite=_InterruptAfter(limit=16 + 12), **options)
     lines = (tmp_path / "run" / "results.csv").read_text().splitlines()
-    assert len(lines) == 1 + 2 * 5 * 4 * 3  # header + two whole tasks
+    assert len(lines) == 1 + 16 * 4 * 3  # header + block 0's rows: every configuration × 4 images × 3 sorts
     resumed = _InterruptAfter(limit=None)
     result = grid(five_conv_network(), images, composite=resumed, **options)
-    assert resumed.calls == 6 + 16  # image block 0: the 6 configs not stored; image block 1: all 16
+    assert resumed.calls == 16  # block 1 only
     assert_same_table(result, reference)
     again = _InterruptAfter(limit=None)
     grid(five_conv_network(), images, composite=again, **options)
     assert again.calls == 0
 
 
-def test_torn_last_line_is_dropped_and_its_task_recomputed(tmp_path, images, reference):
+def test_torn_last_line_is_dropped_and_its_image_recomputed(tmp_path, images, reference):
     options = dict(params={"gamma": VALUES, "epsilon": VALUES}, evaluation=SETTINGS, config_block=5, image_block=4,
                    progress=False, out=tmp_path / "run")
     factory = _InterruptAfter(limit=None)
     grid(five_conv_network(), images, composite=factory, **options)
     path = tmp_path / "run" / "results.csv"
     data = path.read_bytes()
-    path.write_bytes(data[:-25])  # killed in the middle of writing the last row
+    path.write_bytes(data[:-25])  # killed in the middle of writing the last row (config 15, image 5, random)
     resumed = _InterruptAfter(limit=None)
     result = grid(five_conv_network(), images, composite=resumed, **options)
-    assert resumed.calls == 1  # the last task: config 15 on images 4–5
-    assert_same_table(result, reference)
+    assert resumed.calls == 16  # image 5 is flipped again under every configuration of its block
+    assert_same_table(result, reference)  # and gives the same numbers: an image's result depends on it alone
 
 
 def test_output_directory_of_a_different_sweep_is_refused(tmp_path, images):
@@ -262,11 +265,14 @@ def test_dask_local_cluster_of_two_worker_processes_gives_the_serial_table(image
             result = grid(five_conv_network(), images, composite=tutorial(VALUES), evaluation=SETTINGS,
                           config_block=5, image_block=4, executor="dask", scheduler=cluster.scheduler_address,
                           progress=False)
-        computed = [record for record in stream.data if record["key"].startswith("_run_with_payload")]
+        computed = [record for record in stream.data if str(record["key"]).startswith("lrpcore-sweep-")]
         assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
         worker_pids = set(client.run(os.getpid).values())
     assert len(worker_pids) == 2 and os.getpid() not in worker_pids  # real worker processes
-    assert len(computed) == 2 * 4  # every task (2 image blocks × 4 config blocks) ran on this cluster's workers
+    # every task (2 image blocks × 4 explain tasks of ≤ 5 configurations, and the flip tasks) ran on its workers
+    assert sum(timing.kind == "explain" for timing in result.timings) == 2 * 4
+    assert len(computed) == len(result.timings) > 2 * 4
+    assert {int(timing.worker.rsplit(":", 1)[1]) for timing in result.timings} <= worker_pids
     assert_same_table(result, reference)
 
 

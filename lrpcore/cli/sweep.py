@@ -17,7 +17,8 @@ CONFIG is a JSON (or, with PyYAML installed, YAML) file; see ``tools/sweep_examp
       "evaluation": {"sorts": ["morf", "lrf", "random"], "mode": "inpaint", "patch_size": 8},
       "executor": null,                            # null, "processes" or "dask"
       "scheduler": null, "workers": 2,             # Dask scheduler address ("tcp://host:8786"), pool size
-      "config_block": 16, "image_block": 16,
+      "image_block": 16,                           # images per batch; "config_block" (optional): configs
+                                                   # per explain task, chosen from the grid and workers
       "out": "sweep_results",
       "dtype": "float32",                          # or "float64"
       "model_options": {"arch": "vgg16"},          # optional: how to read a Keras weights-only file
@@ -305,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
                   composite=preset.composite, params=params, evaluation=config.get("evaluation") or {},
                   executor=None if executor == "serial" else executor, scheduler=scheduler,
                   workers=args.workers or config.get("workers"), out=out,
-                  config_block=int(config.get("config_block", 16)), image_block=int(config.get("image_block", 16)),
+                  config_block=config.get("config_block"), image_block=config.get("image_block", 16),
                   overwrite=args.overwrite or config.get("overwrite", False),
                   restart=args.restart or config.get("restart", False), progress=args.progress)
     lines = [f"{len(result)} rows in {os.path.join(out, 'results.csv')} ({dtype_name(model)})"]

@@ -3,18 +3,23 @@
 For each configuration θ of the Cartesian product of ``params`` and each image i the sweep
 computes the heatmap R_θ(x_i) = ``explain(model, x_i, composite=factory(**θ))`` and its
 pixel-flipping AUC for each sort (MoRF, LRF, random), as in the thesis' systematic search
-of LRP-γ/ε hyperparameters. The work is cut into tasks of ``config_block`` configurations ×
-``image_block`` images; per task
+of LRP-γ/ε hyperparameters. The images are cut into blocks of ``image_block``; per block
+(:mod:`lrpcore.sweep.tasks`)
 
-- the forward pass of the image block runs once (``model.forward(x, record=True)``) and every
-  configuration's ``explain`` reuses those activations;
-- each configuration is explained on the whole image block in one batched backward pass;
-- all heatmaps of the task are flipped together by :func:`lrpcore.sweep.flipping.flip_many`,
-  which scores each distinct perturbed input once, in batches of ``batch_size``.
+- the forward pass of the block runs once per explain task (``model.forward(x, record=True)``)
+  and every configuration's ``explain`` reuses those activations;
+- each configuration is explained on the whole block in one batched backward pass, and only
+  the heatmaps' patch sums are kept;
+- each image is then flipped under every configuration at once by
+  :func:`lrpcore.sweep.flipping.flip_scores`, which makes and scores each distinct perturbed
+  input once for all configurations and sorts, in batches of ``batch_size``.
+
+How many configurations or images one task takes is chosen from the grid and the number of
+workers (:func:`lrpcore.sweep.tasks.plan`); it never changes a number in the table.
 
 Results are appended to ``out/results.csv`` task by task, each task durable all or nothing
 (:mod:`lrpcore.sweep.store`); running the same call again resumes and computes only the missing
-tasks, never storing one twice. Note that the image block is
+images, never storing a task twice. Note that the image block is
 part of the result's definition for composites with batch statistics (the tutorial's ε·RMS(z) is
 taken over the batch), so it is recorded in the manifest and must match on resume.
 """
@@ -28,18 +33,16 @@ import numpy as np
 
 from ..backend import to_numpy
 from ..errors import InputValueError, ShapeError
-from ..explain import explain
 from ..graph import Graph
-from .executors import run_tasks
-from .flipping import FlipSettings, flip_many
+from .executors import run_plan
+from .flipping import FlipSettings
 from .presets import SweepPreset, get_preset
+from .progress import Progress
 from .result import SweepResult
-from .store import SweepStore, fingerprint, task_key
+from .store import SweepStore, fingerprint, images_key
+from .tasks import FlipOutcome, plan
 
-__all__ = ["grid", "run_task"]
-
-#: Heatmap counts advance in fractions within a task; show them as whole numbers.
-_BAR_FORMAT = "{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} {unit} [{elapsed}<{remaining}]"
+__all__ = ["grid"]
 
 
 def _check_params(params: Mapping[str, Sequence[float]]) -> dict[str, tuple[float, ...]]:
@@ -79,69 +82,13 @@ def _factory_name(factory: Callable[..., Any]) -> str:
     return f"{getattr(factory, '__module__', None) or type(factory).__module__}.{name}"
 
 
-def run_task(payload: dict[str, Any], task: tuple[tuple[int, ...], tuple[int, int]]) -> list[list[Any]]:
-    """Rows of one task: configurations ``task[0]`` × image positions ``range(*task[1])``."""
-    config_indices, (start, stop) = task
-    model: Graph = payload["model"]
-    settings: FlipSettings = payload["settings"]
-    images = payload["images"][start:stop]
-    image_ids = payload["image_ids"][start:stop]
-    x = model.prepare_input(images)
-    activations = model.forward(x, record=True)
-    logits = np.asarray(to_numpy(activations[-1]), dtype=np.float64)
-    targets = payload["targets"]
-    targets = logits.argmax(axis=1) if targets is None else targets[start:stop]
-    explained = logits[np.arange(len(targets)), targets]
-    # in this process only (serial runs): report progress within the task, in heatmaps (configs × images);
-    # explaining is one share of each heatmap, flipping under each sort another
-    progress = payload.get("progress")
-    shares = 1 + len(settings.sorts)
-    relevances = []
-    for config in config_indices:
-        composite = payload["factory"](**payload["configs"][config])
-        explanation = explain(model, x, target=targets, composite=composite, activations=activations)
-        relevances.append(np.asarray(to_numpy(explanation.relevance), dtype=np.float64))
-        if progress is not None:
-            progress(task, (stop - start) / shares)
-    relevances = np.stack(relevances)
-    if not np.all(np.isfinite(relevances)):
-        bad = sorted({config_indices[c] for c in np.nonzero(~np.isfinite(relevances))[0].tolist()})
-        raise InputValueError(f"configurations {bad[:5]} ({[payload['configs'][c] for c in bad[:3]]}) gave NaN or "
-                              "inf relevance")
-    rows = []
-    names = list(payload["configs"][0])
-    for sort in settings.sorts:
-        result = flip_many(model, images, relevances, targets, image_ids, settings, sort)
-        if progress is not None:
-            progress(task, len(config_indices) * (stop - start) / shares)
-        for row, config in enumerate(config_indices):
-            values = [payload["configs"][config][name] for name in names]
-            for column in range(len(image_ids)):
-                rows.append([config] + values + [int(image_ids[column]), int(targets[column]), sort,
-                                                 float(result.auc[row, column]),
-                                                 float(result.auc_normalised[row, column]),
-                                                 float(explained[column])])
-    return rows
-
-
-def _tasks(configs: int, images: int, config_block: int, image_block: int,
-           done: set[tuple[int, int]], image_ids: np.ndarray) -> list[tuple[tuple[int, ...], tuple[int, int]]]:
-    tasks = []
-    for start in range(0, images, image_block):
-        stop = min(start + image_block, images)
-        for first in range(0, configs, config_block):
-            block = tuple(range(first, min(first + config_block, configs)))
-            if not all((config, int(image_id)) in done for config in block for image_id in image_ids[start:stop]):
-                tasks.append((block, (start, stop)))
-    return tasks
-
-
 def grid(model: Graph, images: Any, targets: Any = None, *,
          composite: Callable[..., Any] | SweepPreset | str,
          params: Mapping[str, Sequence[float]] | None = None,
          evaluation: FlipSettings | Mapping[str, Any] | None = None,
          executor: Any = None, out: str | None = None, image_ids: Sequence[int] | None = None,
-         config_block: int = 16, image_block: int = 16, workers: int | None = None, scheduler: str | None = None,
+         config_block: int | None = None, image_block: int = 16, workers: int | None = None,
+         scheduler: str | None = None,
          overwrite: bool = False, progress: bool = True, restart: bool = False) -> SweepResult:
     """Sweep ``composite(**θ)`` over the grid ``params`` and score each θ by pixel-flipping AUC.
 
@@ -153,10 +100,14 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
     or a dict of its fields (sorts, mode, patch_size, schedule, …). ``executor``: None (this
     process), ``"processes"``, ``"dask"`` or a ``dask.distributed.Client`` (``scheduler``: the
     address of an existing Dask scheduler; ``workers``: pool or LocalCluster size).
-    ``out``: a directory to store and resume from (None: keep in memory only).
-    ``config_block`` × ``image_block``: the size of one task. ``overwrite``: replace a *different*
-    sweep stored in ``out`` (the same sweep resumes); ``restart``: discard what ``out`` holds and
-    start from zero. While it runs, the sweep holds a lock on ``out``; a second sweep there is refused.
+    ``out``: a directory to store and resume from (None: keep in memory only). ``overwrite``: replace a
+    *different* sweep stored in ``out`` (the same sweep resumes); ``restart``: discard what ``out`` holds
+    and start from zero. While it runs, the sweep holds a lock on ``out``; a second sweep there is refused.
+    ``image_block``: images explained together (one batch; part of the result for composites
+    with batch statistics). ``config_block``: configurations per explain task (None: chosen from
+    the grid and the workers; it never changes a result). ``progress``: show tasks done, tasks
+    running and the time left on a terminal or in a notebook (never in a pipe or a file).
+    The result's ``timings`` hold each computed task's wall and CPU time and the worker it ran on.
     """
     if isinstance(composite, str):
         composite = get_preset(composite)
@@ -171,6 +122,8 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
     params = _check_params(params or {})
     settings = evaluation if isinstance(evaluation, FlipSettings) else FlipSettings(**dict(evaluation or {}))
     for name, value in (("config_block", config_block), ("image_block", image_block)):
+        if name == "config_block" and value is None:
+            continue
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"{name} must be a positive int, got {value!r}")
     host = _check_images(model, images)
@@ -199,44 +152,35 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
             "params": {name: list(values) for name, values in params.items()},
             "composite": _factory_name(factory), "evaluation": settings.to_dict(),
             "image_ids": ids.tolist(), "targets": None if target_array is None else target_array.tolist(),
-            "config_block": config_block, "image_block": image_block,
+            "image_block": image_block,
             "model": fingerprint(array for layer in model.layers for array in vars(layer).values()
                                  if hasattr(array, "shape") and hasattr(array, "dtype")),
             "images": fingerprint([host]),
         }
         store.open(manifest, overwrite=overwrite, restart=restart)  # locks ``out`` until store.close()
         done = store.done(settings.sorts)
-    tasks = _tasks(len(configs), count, config_block, image_block, done, ids)
+    # an image is computed again (under every configuration) when any of its rows is missing
+    missing = [not all((config, int(image_id)) in done for config in range(len(configs))) for image_id in ids]
+    image_column = 1 + len(params)
+
+    def make_plan(workers_at_once: int) -> list:
+        return plan(len(configs), count, image_block, workers_at_once, missing, config_block)
 
     collected: list[list[Any]] = []
-    bar = None
-    credited: dict[Any, float] = {}      # heatmaps already counted for a running task (serial runs)
-    if progress:
-        from .._progress import progress_bar
-        total = len(configs) * count
-        bar = progress_bar(total, "sweep", unit="heatmap",
-                           initial=total - sum(len(t[0]) * (t[1][1] - t[1][0]) for t in tasks),
-                           enabled=None if progress is True else bool(progress), bar_format=_BAR_FORMAT)
+    tracker = Progress(enabled=None if progress else False)
 
-    def within_task(task: Any, amount: float) -> None:
-        credited[task] = credited.get(task, 0.0) + amount
-        bar.update(amount)
-
-    def on_result(task: Any, rows: list[list[Any]]) -> None:
-        if store is not None:
-            store.commit(task_key(task), rows)  # durable all or nothing; a stored task is never stored twice
+    def on_result(outcome: FlipOutcome) -> None:
+        rows = [row for row in outcome.rows if (row[0], row[image_column]) not in done] if done else outcome.rows
+        if store is not None:    # durable all or nothing; a stored task is never stored twice
+            first, last = outcome.task.images
+            store.commit(images_key(ids[first:last].tolist()), rows)
         else:
             collected.extend(rows)
-        if bar is not None:
-            bar.update(len(task[0]) * (task[1][1] - task[1][0]) - credited.pop(task, 0.0))
 
-    if bar is not None and executor in (None, "serial"):
-        payload = dict(payload, progress=within_task)    # never sent to other processes
     try:
-        run_tasks(tasks, payload, on_result, executor=executor, workers=workers, scheduler=scheduler)
+        run_plan(make_plan, payload, on_result, executor=executor, workers=workers, scheduler=scheduler,
+                 progress=tracker)
     finally:
-        if bar is not None:
-            bar.close()
         if store is not None:
             store.close()  # release the lock on ``out``
     if store is not None:
@@ -250,4 +194,5 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
     order = np.lexsort((table["image"], np.asarray([settings.sorts.index(s) for s in table["sort"]]),
                         table["config"])) if len(table["config"]) else np.zeros(0, dtype=np.int64)
     table = {name: column[order] for name, column in table.items()}
-    return SweepResult(table=table, params=params, directory=None if out is None else str(out))
+    return SweepResult(table=table, params=params, directory=None if out is None else str(out),
+                       timings=tuple(tracker.timings))

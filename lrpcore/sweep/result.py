@@ -25,12 +25,15 @@ class SweepResult:
     ``auc_normalised`` (NaN where the unperturbed score ≤ 0), ``score`` (the explained target
     score); ``params``: parameter name → the grid's values (configuration ``config`` is the
     ``config``-th element of their Cartesian product, last parameter fastest); ``directory``:
-    where it is stored, if anywhere.
+    where it is stored, if anywhere; ``timings``: one :class:`~lrpcore.sweep.tasks.TaskTiming` per
+    task computed by this call (kind, task, heatmaps, wall and CPU seconds, worker), empty for a
+    table that was only loaded.
     """
 
     table: dict[str, np.ndarray]
     params: dict[str, tuple[float, ...]]
     directory: str | None = None
+    timings: tuple[Any, ...] = ()
 
     def __len__(self) -> int:
         return int(len(self.table["config"]))

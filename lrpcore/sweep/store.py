@@ -97,6 +97,11 @@ def task_key(task: Any) -> str:
     return f"configs {_span(configs)} images {start}-{stop - 1}"
 
 
+def images_key(image_ids: Sequence[int]) -> str:
+    """The journal's name of a flip task: the ids of the images it flipped under every configuration."""
+    return f"images {_span(sorted(int(value) for value in image_ids))}"
+
+
 def _rows_key(rows: Sequence[Sequence[Any]]) -> str:
     """A task key derived from its rows (for :meth:`SweepStore.append` without a task): the configurations
     and a digest of every row's (config, image, sort)."""
