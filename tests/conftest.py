@@ -32,3 +32,18 @@ def backend(request):
     if request.param == "array_api_strict":
         pytest.importorskip("array_api_strict")
     return request.param
+
+
+@pytest.fixture(scope="module")
+def keras():
+    """Keras 3 on the torch backend (the files the Keras loader is tested on are written by it), or a skip."""
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "torch")
+    try:
+        import keras as module
+    except Exception as error:  # ImportError, or a backend that fails to initialise
+        reason = f"keras is not importable ({type(error).__name__}: {error}); pip install keras==3.15.1"
+        print(reason)
+        pytest.skip(reason)
+    return module

@@ -162,3 +162,19 @@ def keras2_example(seed: int = 7):
                "dense_1": [("kernel", dense_kernel), ("bias", dense_bias)]}
     x = rng.normal(size=(4, 7, 5, 3))
     return config, weights, x, nhwc_reference(x, kernel, conv_bias, dense_kernel, dense_bias)
+
+
+def randomise_keras(model, seed: int) -> None:
+    """Non-trivial biases and BatchNorm statistics in a Keras model (Keras initialises them to 0/1); arrays
+    of more than one axis after the first (a separable convolution's second kernel) are kept."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights:
+            continue
+        if type(layer).__name__ == "BatchNormalization":
+            size = weights[0].shape
+            layer.set_weights([rng.uniform(0.5, 1.5, size), rng.normal(0, 0.2, size), rng.normal(0, 0.3, size),
+                               rng.uniform(0.5, 2.0, size)])
+        else:
+            layer.set_weights([weights[0]] + [w if w.ndim > 1 else rng.normal(0, 0.1, w.shape) for w in weights[1:]])

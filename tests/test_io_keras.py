@@ -12,7 +12,6 @@ Two sources of files:
 from __future__ import annotations
 
 import json
-import os
 
 import h5py
 import numpy as np
@@ -23,41 +22,14 @@ import lrpcore  # noqa: E402
 from lrpcore.io import load_keras
 from lrpcore.layers import BatchNorm1d, BatchNorm2d, Conv2d, Dense, Flatten, MaxPool2d
 
-from io_helpers import keras2_example, write_keras2
+from io_helpers import keras2_example, randomise_keras, write_keras2
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 # Keras 3.15 on NumPy 2.4 warns about its own __array__ methods; not ours to fix.
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
 
 
-# --- real Keras ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        import keras as module
-    except Exception as error:  # ImportError, or a backend that fails to initialise
-        reason = f"keras is not importable ({type(error).__name__}: {error}); pip install keras==3.15.1"
-        print(reason)
-        pytest.skip(reason)
-    return module
-
-
-def _randomise(model, seed: int) -> None:
-    """Give every bias and BatchNorm statistic non-trivial values (Keras initialises them to 0/1)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        if type(layer).__name__ == "BatchNormalization":
-            size = weights[0].shape
-            layer.set_weights([rng.uniform(0.5, 1.5, size), rng.normal(0, 0.2, size), rng.normal(0, 0.3, size),
-                               rng.uniform(0.5, 2.0, size)])
-        else:
-            layer.set_weights([weights[0]] + [rng.normal(0, 0.1, w.shape) for w in weights[1:]])
-
-
+# --- real Keras (the keras fixture is in conftest.py) ------------------------------------------
 @pytest.fixture(scope="module")
 def conv_net(keras, tmp_path_factory):
     """A conv net with BN, max/avg pooling, activation-in-layer and as layer, Dropout and Dense, saved three ways."""
@@ -78,7 +50,7 @@ def conv_net(keras, tmp_path_factory):
         layers.BatchNormalization(name="bn_b"),
         layers.Dense(4, name="logits"),
     ])
-    _randomise(model, seed=1)
+    randomise_keras(model, seed=1)
     folder = tmp_path_factory.mktemp("keras")
     paths = {"h5": folder / "net.h5", "keras": folder / "net.keras", "weights": folder / "net.weights.h5"}
     model.save(paths["h5"])
@@ -133,7 +105,7 @@ def test_final_softmax_is_dropped_and_strided_same_padding_converts(keras, tmp_p
         layers.Flatten(),
         layers.Dense(5, activation="softmax", name="probabilities"),
     ])
-    _randomise(model, seed=4)
+    randomise_keras(model, seed=4)
     model.save(tmp_path / "soft.keras")
     x = np.random.default_rng(5).normal(size=(3, 10, 10, 2)).astype(np.float32)
     converted = load_keras(tmp_path / "soft.keras")
@@ -151,7 +123,7 @@ def test_batch_norm_between_flatten_and_dense_is_permuted_to_lrpcore_order(keras
     keras.utils.set_random_seed(8)
     model = keras.Sequential([keras.Input((4, 3, 3)), layers.Conv2D(2, 1), layers.Flatten(),
                               layers.BatchNormalization(), layers.Dense(3)])
-    _randomise(model, seed=9)
+    randomise_keras(model, seed=9)
     model.save(tmp_path / "flat_bn.h5")
     converted = load_keras(tmp_path / "flat_bn.h5")
     assert isinstance(converted[2], BatchNorm1d)
@@ -190,7 +162,7 @@ def _residual_functional(keras, seed: int):
         4, name="coarse")(inputs))])
     outputs = layers.Dense(3, activation="softmax", name="out")(wide)
     model = keras.Model(inputs, outputs)
-    _randomise(model, seed)
+    randomise_keras(model, seed)
     return model
 
 

@@ -6,10 +6,9 @@ test skips with the reason when Keras is not importable.
 """
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
+from io_helpers import randomise_keras
 
 from lrpcore.errors import ModelFormatError
 from lrpcore.io import load_keras
@@ -18,33 +17,6 @@ from lrpcore.layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Avg
 
 TOLERANCE = dict(rtol=1e-5, atol=1e-5)
 pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword")
-
-
-@pytest.fixture(scope="module")
-def keras():
-    os.environ.setdefault("KERAS_BACKEND", "torch")
-    try:
-        import keras as module
-    except Exception as error:  # ImportError, or a backend that fails to initialise
-        reason = f"keras is not importable ({type(error).__name__}: {error}); pip install keras==3.15.1"
-        print(reason)
-        pytest.skip(reason)
-    return module
-
-
-def _randomise(model, seed: int) -> None:
-    """Non-trivial biases and BatchNorm statistics (Keras initialises them to 0/1)."""
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        weights = layer.get_weights()
-        if not weights:
-            continue
-        if type(layer).__name__ == "BatchNormalization":
-            size = weights[0].shape
-            layer.set_weights([rng.uniform(0.5, 1.5, size), rng.normal(0, 0.2, size), rng.normal(0, 0.3, size),
-                               rng.uniform(0.5, 2.0, size)])
-        else:
-            layer.set_weights([weights[0]] + [w if w.ndim > 1 else rng.normal(0, 0.1, w.shape) for w in weights[1:]])
 
 
 def _check(keras, model, tmp_path, name: str, input_shape: tuple[int, ...], seed: int):
@@ -79,7 +51,7 @@ def test_mobilenet_style_keras_layers_match_keras_predict(keras, tmp_path):
         layers.ELU(name="elu"),
         layers.Dense(3, activation="softmax", name="probabilities"),
     ])
-    _randomise(model, seed=12)
+    randomise_keras(model, seed=12)
     # compare logits: a copy of the model without the final softmax
     logits = keras.Sequential([keras.Input((11, 12, 3))] + model.layers[:-1]
                               + [layers.Dense(3, name="logits")])
@@ -110,7 +82,7 @@ def test_dense_reshape_conv_and_global_max_pooling_match_keras_predict(keras, tm
         layers.GlobalMaxPooling2D(name="gmp"),
         layers.Dense(2, name="logits"),
     ])
-    _randomise(model, seed=22)
+    randomise_keras(model, seed=22)
     x = np.random.default_rng(23).normal(size=(4, 6)).astype(np.float32)
     model.save(tmp_path / "unflatten.keras")
     converted = load_keras(tmp_path / "unflatten.keras")
@@ -132,7 +104,7 @@ def test_grouped_conv_and_global_pooling_with_keepdims_match_keras_predict(keras
         layers.Flatten(name="flat"),
         layers.Dense(3, activation="leaky_relu", name="out"),
     ])
-    _randomise(model, seed=32)
+    randomise_keras(model, seed=32)
     converted = _check(keras, model, tmp_path, "grouped", (7, 7, 4), seed=33)
     assert converted[0].groups == 2 and isinstance(converted[1], ELU) and isinstance(converted[2], AdaptiveAvgPool2d)
     assert isinstance(converted[-1], LeakyReLU) and converted[-1].negative_slope == pytest.approx(0.2)

@@ -116,20 +116,9 @@ def _zennit_runner(composite: str, threads: int) -> tuple[Any, Any]:
     else:
         rules = zc.EpsilonPlus(canonizers=[ResNetCanonizer()])
 
-    def explain(x: Any) -> Any:
-        inputs = torch.from_numpy(x).requires_grad_(True)
-        with rules.context(network) as modified:
-            output = modified(inputs)
-            onehot = torch.zeros_like(output)
-            onehot[torch.arange(output.shape[0]), output.argmax(dim=1)] = 1.0
-            (relevance,) = torch.autograd.grad(output, inputs, grad_outputs=(onehot * output).detach())
-        return relevance
+    from bench_lrp import zennit_runners
 
-    def forward(x: Any) -> Any:
-        with torch.no_grad():
-            return network(torch.from_numpy(x))
-
-    return explain, forward
+    return zennit_runners(torch, rules, network)
 
 
 def run_worker(library: str, composite: str, batch: int, repeats: int, threads: int) -> dict[str, Any]:

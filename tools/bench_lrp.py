@@ -170,6 +170,13 @@ def _zennit_runner(composite: str, threads: int) -> tuple[Any, Any]:
         low, high = torch.from_numpy((0 - mean) / std), torch.from_numpy((1 - mean) / std)
         rules = _zennit_tutorial(torch, network, low, high)
 
+    return zennit_runners(torch, rules, network)
+
+
+def zennit_runners(torch: Any, rules: Any, network: Any) -> tuple[Any, Any]:
+    """(explain, forward) of ``network`` under the zennit composite ``rules``: the predicted class explained
+    from onehot ⊙ output, as lrpcore's runs do (shared with tools/_bench_resnet.py)."""
+
     def explain(x: Any) -> Any:
         inputs = torch.from_numpy(x).requires_grad_(True)
         with rules.context(network) as modified:

@@ -54,7 +54,21 @@ def _groups(value: Any, weight: Any, owner: str) -> int:
     return int(value)
 
 
-class Conv2d(_WeightedLayer):
+class _Convolution(_WeightedLayer):
+    """What the convolutions share: channels read from the weight (out, in/groups, ...) and the groups."""
+
+    groups: int = 1
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.weight.shape[1]) * self.groups
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.weight.shape[0])
+
+
+class Conv2d(_Convolution):
     """2-D convolution (cross-correlation, as PyTorch) through im2col and one GEMM per sample.
 
     ``weight`` (out, in/groups, kh, kw), ``bias`` (out,), integer or pair ``stride`` and ``padding``.
@@ -77,14 +91,6 @@ class Conv2d(_WeightedLayer):
         if min(self.stride) < 1:
             raise ValueError(f"Conv2d stride must be ≥ 1, got {stride!r}")
         self.groups = _groups(groups, weight, "Conv2d")
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.weight.shape[1]) * self.groups
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.weight.shape[0])
 
     @property
     def kernel_size(self) -> tuple[int, int]:
@@ -147,7 +153,7 @@ class Conv2d(_WeightedLayer):
         return _conv.transpose(s, weight, tuple(input_shape), self.stride, self.padding, COLUMN_BUDGET_BYTES)
 
 
-class Conv1d(_WeightedLayer):
+class Conv1d(_Convolution):
     """1-D convolution (cross-correlation) with ``weight`` (out, in/groups, k), ``bias`` (out,), ``stride``,
     ``padding`` and ``groups``.
 
@@ -164,14 +170,6 @@ class Conv1d(_WeightedLayer):
         self.stride = _positive_int(stride, "Conv1d stride", 1)
         self.padding = _positive_int(padding, "Conv1d padding", 0)
         self.groups = _groups(groups, weight, "Conv1d")
-
-    @property
-    def in_channels(self) -> int:
-        return int(self.weight.shape[1]) * self.groups
-
-    @property
-    def out_channels(self) -> int:
-        return int(self.weight.shape[0])
 
     @property
     def kernel_size(self) -> int:

@@ -171,7 +171,23 @@ class _Pool2d(LinearLayer):
         return folded[:, :, pad_h:pad_h + height, pad_w:pad_w + width]
 
 
-class AvgPool2d(_Pool2d):
+class _Average:
+    """What the average pools share: ``count_include_pad`` (stored only when False) in settings and labels."""
+
+    count_include_pad: bool = True
+
+    def hyperparameters(self) -> dict[str, Any]:
+        settings = super().hyperparameters()
+        if not self.count_include_pad:
+            settings["count_include_pad"] = False
+        return settings
+
+    def describe(self) -> str:
+        text = super().describe()
+        return text if self.count_include_pad else text[:-1] + ", pad not counted)"
+
+
+class AvgPool2d(_Average, _Pool2d):
     """Average pooling, a linear layer with window weights 1/divisor and no bias.
 
     With the defaults every window divides by K = kh·kw (zero padding counted). ``ceil_mode`` windows
@@ -185,15 +201,6 @@ class AvgPool2d(_Pool2d):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = _flag(count_include_pad, "count_include_pad", "AvgPool2d")
 
-    def hyperparameters(self) -> dict[str, Any]:
-        settings = super().hyperparameters()
-        if not self.count_include_pad:
-            settings["count_include_pad"] = False
-        return settings
-
-    def describe(self) -> str:
-        text = super().describe()
-        return text if self.count_include_pad else text[:-1] + ", pad not counted)"
 
     def _uniform(self, height: int, width: int) -> bool:
         """True when every window divides by K (no ceil-mode overhang, padding counted or absent)."""
@@ -383,7 +390,7 @@ class _Pool1d(LinearLayer):
         return _as_sequence(folded)[:, :, self.padding:self.padding + length]
 
 
-class AvgPool1d(_Pool1d):
+class AvgPool1d(_Average, _Pool1d):
     """Average pooling over windows of k positions: a linear layer with window weights 1/divisor and no bias
     (divisor k by default; see :class:`AvgPool2d` for ``ceil_mode`` and ``count_include_pad=False``)."""
 
@@ -392,15 +399,6 @@ class AvgPool1d(_Pool1d):
         super().__init__(kernel_size, stride, padding, ceil_mode)
         self.count_include_pad = _flag(count_include_pad, "count_include_pad", "AvgPool1d")
 
-    def hyperparameters(self) -> dict[str, Any]:
-        settings = super().hyperparameters()
-        if not self.count_include_pad:
-            settings["count_include_pad"] = False
-        return settings
-
-    def describe(self) -> str:
-        text = super().describe()
-        return text if self.count_include_pad else text[:-1] + ", pad not counted)"
 
     def relevance_weight(self, x: Any, maxpool: MaxPoolMode = "winner") -> Any:
         self._check(x)

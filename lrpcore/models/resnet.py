@@ -52,6 +52,7 @@ from ..errors import ModelFormatError, ShapeError
 from ..graph import INPUT, Graph, Node
 from ..layers import Add, AvgPool2d, BatchNorm2d, Conv2d, Dense, Flatten, MaxPool2d, ReLU
 from ..metadata import ModelMetadata
+from ._weights import cast_arrays as _cast, matched_arrays
 from .vgg import IMAGENET_MEAN, IMAGENET_STD
 
 __all__ = ["ARCHITECTURES", "ResNetSpec", "resnet", "resnet18", "resnet34", "resnet50", "resnet_from_state_dict",
@@ -241,15 +242,6 @@ def _torchvision_init(shapes: Mapping[str, tuple[int, ...]], seed: int) -> dict[
     return arrays
 
 
-def _cast(arrays: Mapping[str, Any], dtype: str | None) -> dict[str, Any]:
-    if dtype is None:
-        return dict(arrays)
-    target = numpy.dtype(dtype)
-    if target not in (numpy.float32, numpy.float64):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return {name: numpy.asarray(value, dtype=target) for name, value in arrays.items()}
-
-
 def _check_size(input_size: Any) -> None:
     if isinstance(input_size, bool) or not isinstance(input_size, int) or input_size < 1:
         raise ShapeError(f"ResNet input_size must be a positive int (the image side), got {input_size!r}")
@@ -285,20 +277,7 @@ def resnet_from_state_dict(arrays: Mapping[str, Any], arch: str | ResNetSpec = "
                                f"{name}? First keys: {list(arrays)[:4]}")
     num_classes = int(classifier.shape[0])
     expected = parameter_shapes(spec, num_classes)
-    present = {key for key in arrays if not key.endswith("num_batches_tracked")}
-    missing = [key for key in expected if key not in present]
-    unexpected = sorted(present - set(expected))
-    if missing or unexpected:
-        raise ModelFormatError(f"state dict does not match {name}: "
-                               f"missing {missing[:5]}{f'... ({len(missing)} in all)' if len(missing) > 5 else ''}, "
-                               f"unexpected {unexpected[:5]}"
-                               f"{f'... ({len(unexpected)} in all)' if len(unexpected) > 5 else ''}")
-    for key, shape in expected.items():
-        if tuple(arrays[key].shape) != shape:
-            raise ModelFormatError(f"state dict entry {key!r} has shape {tuple(arrays[key].shape)}, "
-                                   f"{name} needs {shape}")
-        if not numpy.issubdtype(numpy.asarray(arrays[key]).dtype, numpy.floating):
-            raise ModelFormatError(f"state dict entry {key!r} has dtype {arrays[key].dtype}, not floating point")
+    matched_arrays(arrays, expected, name)
     model_arrays = _cast({key: numpy.asarray(arrays[key]) for key in expected}, dtype)
     if metadata is None:
         metadata = _metadata(name, input_size, source, spec)

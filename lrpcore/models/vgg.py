@@ -38,6 +38,7 @@ import numpy
 from ..errors import ModelFormatError, ShapeError
 from ..layers import BatchNorm2d, Conv2d, Dense, Dropout, Flatten, Layer, MaxPool2d, ReLU
 from ..model import ModelMetadata, Sequential
+from ._weights import cast_arrays as _cast, matched_arrays
 
 __all__ = ["ARCHITECTURES", "IMAGENET_MEAN", "IMAGENET_STD", "vgg", "vgg16", "vgg_from_state_dict"]
 
@@ -146,15 +147,6 @@ def _metadata(arch: str, input_size: int, source: str) -> ModelMetadata:
                                      f"mean/std; {source}")
 
 
-def _cast(arrays: Mapping[str, Any], dtype: str | None) -> dict[str, Any]:
-    if dtype is None:
-        return dict(arrays)
-    target = numpy.dtype(dtype)
-    if target not in (numpy.float32, numpy.float64):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
-    return {name: numpy.asarray(value, dtype=target) for name, value in arrays.items()}
-
-
 def vgg_from_state_dict(arrays: Mapping[str, Any], arch: str = "vgg16", input_size: int | None = None,
                         dtype: str | None = "float32", source: str = "weights from a state dict") -> Sequential:
     """Build ``arch`` from torchvision-named NumPy arrays, checking every name and shape first."""
@@ -174,19 +166,7 @@ def vgg_from_state_dict(arrays: Mapping[str, Any], arch: str = "vgg16", input_si
         input_size = 32 * side
     _check_size(input_size, num_classes)
     expected = _parameter_shapes(arch, input_size, num_classes)
-    present = {name for name in arrays if not name.endswith("num_batches_tracked")}
-    missing = [name for name in expected if name not in present]
-    unexpected = sorted(present - set(expected))
-    if missing or unexpected:
-        raise ModelFormatError(f"state dict does not match {arch} at input size {input_size}: "
-                               f"missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-                               f"unexpected {unexpected[:5]}{'...' if len(unexpected) > 5 else ''}")
-    for name, shape in expected.items():
-        if tuple(arrays[name].shape) != shape:
-            raise ModelFormatError(f"state dict entry {name!r} has shape {tuple(arrays[name].shape)}, "
-                                   f"{arch} at input size {input_size} needs {shape}")
-        if not numpy.issubdtype(numpy.asarray(arrays[name]).dtype, numpy.floating):
-            raise ModelFormatError(f"state dict entry {name!r} has dtype {arrays[name].dtype}, not floating point")
+    matched_arrays(arrays, expected, f"{arch} at input size {input_size}")
     model_arrays = _cast({name: arrays[name] for name in expected}, dtype)
     return Sequential(_layers(arch, model_arrays), _metadata(arch, input_size, source))
 

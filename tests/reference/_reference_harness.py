@@ -254,17 +254,23 @@ def zennit_composite(twin: Twin, method: str) -> Any:
     return named[method]()
 
 
-def zennit_relevance(twin: Twin, method: str) -> np.ndarray:
-    """Input relevance from zennit, starting from onehot ⊙ output (relevance in logit units)."""
+def zennit_attribution(composite: Any, network: Any, x: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Input relevance of ``network`` under the zennit ``composite``, starting from onehot ⊙ output (relevance
+    in logit units, as lrpcore's ``top="logit"``), for one ``target`` class per sample."""
     import torch
 
-    x = torch.from_numpy(twin.x.copy()).requires_grad_(True)
-    with zennit_composite(twin, method).context(twin.torch_net) as modified:
-        output = modified(x)
+    inputs = torch.from_numpy(np.array(x, copy=True)).requires_grad_(True)
+    with composite.context(network) as modified:
+        output = modified(inputs)
         onehot = torch.zeros_like(output)
-        onehot[torch.arange(len(twin.target)), torch.from_numpy(twin.target)] = 1.0
-        (relevance,) = torch.autograd.grad(output, x, grad_outputs=(onehot * output).detach())
+        onehot[torch.arange(len(target)), torch.from_numpy(np.asarray(target))] = 1.0
+        (relevance,) = torch.autograd.grad(output, inputs, grad_outputs=(onehot * output).detach())
     return relevance.detach().numpy()
+
+
+def zennit_relevance(twin: Twin, method: str) -> np.ndarray:
+    """Input relevance from zennit, starting from onehot ⊙ output (relevance in logit units)."""
+    return zennit_attribution(zennit_composite(twin, method), twin.torch_net, twin.x, twin.target)
 
 
 # --- comparing ----------------------------------------------------------------------------------

@@ -149,15 +149,7 @@ def lrpcore_relevance(twin: ResNetTwin, method: str, zennit_structural: bool = T
 
 def zennit_relevance(twin: ResNetTwin, method: str) -> np.ndarray:
     """Input relevance from zennit with its ResNet canonizer, starting from onehot ⊙ output."""
-    import torch
-
-    x = torch.from_numpy(twin.x.copy()).requires_grad_(True)
-    with zennit_composite(twin, method).context(twin.torch_net) as modified:
-        output = modified(x)
-        onehot = torch.zeros_like(output)
-        onehot[torch.arange(len(twin.target)), torch.from_numpy(twin.target)] = 1.0
-        (relevance,) = torch.autograd.grad(output, x, grad_outputs=(onehot * output).detach())
-    return relevance.detach().numpy()
+    return harness.zennit_attribution(zennit_composite(twin, method), twin.torch_net, twin.x, twin.target)
 
 
 def compare(twin: ResNetTwin, method: str, zennit_structural: bool = True) -> float:
