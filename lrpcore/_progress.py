@@ -56,10 +56,22 @@ def progress_enabled(stream: TextIO | None = None, requested: bool | None = None
 def progress_bar(total: float | None, desc: str, unit: str = "it", *, enabled: bool | None = None,
                  file: TextIO | None = None, **options: Any) -> Any:
     """A ``tqdm`` bar on standard error (or ``file``), disabled where :func:`progress_enabled` says so."""
-    from tqdm.auto import tqdm
+    tqdm = tqdm_class()
 
     stream = sys.stderr if file is None else file
     show = progress_enabled(stream, enabled)
     delay = 0.0 if _mode() == "always" else DELAY
     return tqdm(total=total, desc=desc, unit=unit, file=stream, disable=not show, delay=delay,
                 dynamic_ncols=True, leave=False, **options)
+
+
+def tqdm_class() -> Any:
+    """tqdm's notebook widget where Jupyter can draw it (ipywidgets installed), else its text bar; tqdm.auto
+    would warn in a notebook without ipywidgets and draw text anyway."""
+    import importlib.util
+
+    if importlib.util.find_spec("ipywidgets") is not None:
+        from tqdm.auto import tqdm
+    else:
+        from tqdm.std import tqdm
+    return tqdm

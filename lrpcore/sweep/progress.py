@@ -79,7 +79,9 @@ class Progress:
                 self.units[kind] += sum(task.units for task in tasks)
         self._started = self.clock()
         if self.enabled:
-            from tqdm.auto import tqdm
+            from .._progress import tqdm_class
+
+            tqdm = tqdm_class()
             # the size once, with a fallback: a terminal without a size (some ptys) reports 0 × 0, and tqdm then
             # draws nothing at all (its bar lies below the last of 0 rows)
             size = shutil.get_terminal_size((100, 24))
