@@ -51,6 +51,8 @@ import time
 from typing import Any
 
 REPOSITORY = pathlib.Path(__file__).resolve().parents[1]
+if str(REPOSITORY) not in sys.path:          # the table and --profile import lrpcore: run from a checkout too
+    sys.path.insert(0, str(REPOSITORY))
 COMPOSITES = ("epsilon_gamma_box", "tutorial")
 LIBRARIES = ("lrpcore", "zennit", "lrpcore-im2col")
 DEFAULT_LIBRARIES = ("lrpcore", "zennit")

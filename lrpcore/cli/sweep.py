@@ -24,6 +24,9 @@ CONFIG is a JSON (or, with PyYAML installed, YAML) file; see ``tools/sweep_examp
       "model_options": {"arch": "vgg16"},          # optional: how to read a Keras weights-only file
                                                    # ("config", "input_shape") or a PyTorch state
                                                    # dict ("arch", "input_size"), as lrpcore inspect
+      "baselines": ["gradient", "integrated_gradients"],   # optional: methods scored beside the grid on
+                                                   # the same images and flipping (attribution baselines
+                                                   # or composite presets such as "epsilon_plus")
       "overwrite": false, "restart": false         # JSON true/false only
     }
 
@@ -38,7 +41,8 @@ boolean) is an error naming the setting.
 Writes into ``out``: ``manifest.json`` and ``results.csv`` (the tidy table, resumable: run
 the same command again after an interruption; see :mod:`lrpcore.sweep.store`), ``contour_<sort>.png``
 for each sort, ``auc_distribution_<sort>.png`` (best configurations and the literature default),
-``best_heatmaps.png``; prints the best configuration per sort. Command-line options override
+``best_heatmaps.png``, ``baselines.csv`` (with ``baselines``: their rows, same columns as the grid's but
+``method`` for the configuration); prints the best configuration per sort and each baseline's mean AUC. Command-line options override
 ``out``, ``executor``, ``scheduler`` and ``workers``.
 
 ``--overwrite`` replaces a *different* sweep stored in ``out``; on the same sweep it resumes.
@@ -62,7 +66,7 @@ from ._common import DTYPES, cast_model, dtype_name, load_model, target_from_tex
 from ._inputs import as_raw_values, check_not_empty, check_value_range, input_file, positive_int
 
 CONFIG_KEYS = {"model", "data", "target", "composite", "grid", "evaluation", "executor", "scheduler", "workers",
-               "config_block", "image_block", "out", "overwrite", "restart", "dtype", "model_options"}
+               "config_block", "image_block", "out", "overwrite", "restart", "dtype", "model_options", "baselines"}
 #: Keys of "model_options": how to read a Keras or PyTorch file (as lrpcore inspect's options).
 MODEL_OPTION_KEYS = {"config", "arch", "input_shape", "input_size"}
 EXECUTOR_NAMES = (None, "serial", "processes", "dask")
@@ -147,6 +151,9 @@ def check_config_types(config: dict[str, Any], path: str) -> None:
         raise fail("data", 'a mapping such as {"dataset": "shapes", "count": 16}')
     if config.get("evaluation") is not None and not isinstance(config["evaluation"], dict):
         raise fail("evaluation", 'a mapping of pixel-flipping settings such as {"patch_size": 8}')
+    if "baselines" in config and not (isinstance(config["baselines"], list)
+                                      and all(isinstance(name, str) for name in config["baselines"])):
+        raise fail("baselines", 'a list of method names such as ["gradient", "integrated_gradients"]')
 
 
 def read_config(path: str) -> dict[str, Any]:
@@ -308,7 +315,8 @@ def run(args: argparse.Namespace) -> int:
                   workers=args.workers or config.get("workers"), out=out,
                   config_block=config.get("config_block"), image_block=config.get("image_block", 16),
                   overwrite=args.overwrite or config.get("overwrite", False),
-                  restart=args.restart or config.get("restart", False), progress=args.progress)
+                  restart=args.restart or config.get("restart", False), progress=args.progress,
+                  baselines=config.get("baselines", ()))
     lines = [f"{len(result)} rows in {os.path.join(out, 'results.csv')} ({dtype_name(model)})"]
     for sort in result.sorts:
         if sort == "random":
@@ -319,6 +327,10 @@ def run(args: argparse.Namespace) -> int:
         values = ", ".join(f"{name}={best[name]:.4g}" for name in params)
         lines.append(f"best {sort}: {values} (config {best['config']}, mean AUC {best['auc']:.4g}, "
                      f"{'lower' if sort == 'morf' else 'higher'} is better)")
+    if result.baselines is not None:
+        for sort in result.sorts:
+            means = ", ".join(f"{method} {auc:.4g}" for method, auc in result.baseline_auc(sort).items())
+            lines.append(f"baselines {sort}: mean AUC {means} (in {os.path.join(out, 'baselines.csv')})")
     if plots is not None:
         with plots:  # all plots or none; the previous run's plots that were not redrawn are removed
             _write_plots(plots, result, model, inputs, preset, labels if target == "label" else

@@ -34,6 +34,7 @@ import numpy as np
 from ..backend import to_numpy
 from ..errors import InputValueError, ShapeError
 from ..graph import Graph
+from . import baselines as compared
 from .executors import run_plan
 from .flipping import FlipSettings
 from .presets import SweepPreset, get_preset
@@ -89,7 +90,8 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
          executor: Any = None, out: str | None = None, image_ids: Sequence[int] | None = None,
          config_block: int | None = None, image_block: int = 16, workers: int | None = None,
          scheduler: str | None = None,
-         overwrite: bool = False, progress: bool = True, restart: bool = False) -> SweepResult:
+         overwrite: bool = False, progress: bool = True, restart: bool = False,
+         baselines: Sequence[str] = ()) -> SweepResult:
     """Sweep ``composite(**θ)`` over the grid ``params`` and score each θ by pixel-flipping AUC.
 
     ``composite``: a factory ``f(**params) -> Composite`` (picklable for ``"processes"``/Dask),
@@ -108,6 +110,12 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
     the grid and the workers; it never changes a result). ``progress``: show tasks done, tasks
     running and the time left on a terminal or in a notebook (never in a pipe or a file).
     The result's ``timings`` hold each computed task's wall and CPU time and the worker it ran on.
+
+    ``baselines``: methods to score beside the grid on the same images, targets and pixel flipping —
+    attribution baselines (``"gradient"``, ``"integrated_gradients"``, ``"occlusion"``, … of
+    :mod:`lrpcore.baselines`) or composite presets (``"epsilon_plus"``); their rows are the result's
+    ``baselines`` table (:meth:`SweepResult.baseline_auc`) and ``out/baselines.csv``
+    (:mod:`lrpcore.sweep.baselines`).
     """
     if isinstance(composite, str):
         composite = get_preset(composite)
@@ -120,6 +128,7 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
         raise TypeError(f"composite must be a factory f(**params) -> Composite, a SweepPreset or a preset name, "
                         f"got {type(composite).__name__}")
     params = _check_params(params or {})
+    methods = compared.check_methods(baselines)
     settings = evaluation if isinstance(evaluation, FlipSettings) else FlipSettings(**dict(evaluation or {}))
     for name, value in (("config_block", config_block), ("image_block", image_block)):
         if name == "config_block" and value is None:
@@ -147,6 +156,8 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
     store = None
     done: set[tuple[int, int]] = set()
     if out is not None:
+        if methods:
+            compared.check_writable(out)
         store = SweepStore(out, list(params))
         manifest = {
             "params": {name: list(values) for name, values in params.items()},
@@ -158,6 +169,8 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
             "images": fingerprint([host]),
         }
         store.open(manifest, overwrite=overwrite, restart=restart)  # locks ``out`` until store.close()
+        if store.started_afresh and not methods:
+            compared.remove_stale(out)
         done = store.done(settings.sorts)
     # an image is computed again (under every configuration) when any of its rows is missing
     missing = [not all((config, int(image_id)) in done for config in range(len(configs))) for image_id in ids]
@@ -177,9 +190,14 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
         else:
             collected.extend(rows)
 
+    baseline_table = None
     try:
         run_plan(make_plan, payload, on_result, executor=executor, workers=workers, scheduler=scheduler,
                  progress=tracker)
+        if methods:
+            baseline_table = compared.score_methods(model, host, target_array, ids, methods, settings, image_block)
+            if store is not None:
+                compared.write_table(out, baseline_table)
     finally:
         if store is not None:
             store.close()  # release the lock on ``out``
@@ -195,4 +213,4 @@ def grid(model: Graph, images: Any, targets: Any = None, *,
                         table["config"])) if len(table["config"]) else np.zeros(0, dtype=np.int64)
     table = {name: column[order] for name, column in table.items()}
     return SweepResult(table=table, params=params, directory=None if out is None else str(out),
-                       timings=tuple(tracker.timings))
+                       timings=tuple(tracker.timings), baselines=baseline_table)

@@ -27,13 +27,16 @@ class SweepResult:
     ``config``-th element of their Cartesian product, last parameter fastest); ``directory``:
     where it is stored, if anywhere; ``timings``: one :class:`~lrpcore.sweep.tasks.TaskTiming` per
     task computed by this call (kind, task, heatmaps, wall and CPU seconds, worker), empty for a
-    table that was only loaded.
+    table that was only loaded; ``baselines``: the rows of the methods compared with the grid
+    (``grid(..., baselines=...)``: columns ``method``, ``image``, ``target``, ``sort``, ``auc``,
+    ``auc_normalised``, ``score``), or None.
     """
 
     table: dict[str, np.ndarray]
     params: dict[str, tuple[float, ...]]
     directory: str | None = None
     timings: tuple[Any, ...] = ()
+    baselines: dict[str, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return int(len(self.table["config"]))
@@ -96,6 +99,23 @@ class SweepResult:
             raise ValueError(f"no {sort} AUCs are defined in this sweep")
         index = int(np.nanargmin(means) if BETTER[sort] == "lower" else np.nanargmax(means))
         return {**self.configs[index], "config": index, "auc": float(means[index])}
+
+    def baseline_auc(self, sort: str, normalised: bool = False) -> dict[str, float]:
+        """Mean AUC over the images of each compared method (``grid(..., baselines=...)``), in the order
+        given; comparable with :meth:`mean_auc` and :meth:`best` (same images, targets and flipping).
+        Normalised AUCs skip images whose unperturbed score is ≤ 0, as :meth:`mean_auc` does."""
+        if self.baselines is None:
+            raise ValueError("this sweep compared no baselines; pass grid(..., baselines=['gradient', ...])")
+        rows = self.baselines
+        keep = rows["sort"] == sort
+        if not np.any(keep):
+            raise ValueError(f"sort {sort!r} is not in this sweep (it has {self.sorts})")
+        values = np.asarray(rows["auc_normalised" if normalised else "auc"], dtype=np.float64)
+        means = {}
+        for method in dict.fromkeys(rows["method"].tolist()):
+            chosen = values[keep & (rows["method"] == method)]
+            means[method] = float(np.nanmean(chosen)) if np.any(~np.isnan(chosen)) else float("nan")
+        return means
 
     def to_pandas(self) -> Any:
         """The table as a pandas DataFrame (needs pandas)."""

@@ -121,6 +121,7 @@ class SweepStore:
         self._end = 0                     # committed end of results.csv
         self._journal_end = 0             # bytes of valid journal lines
         self._committed: set[str] = set()
+        self.started_afresh = False       # set by open(): nothing of an earlier sweep was kept
 
     @property
     def manifest_path(self) -> Path:
@@ -216,6 +217,7 @@ class SweepStore:
             discard = True
         else:
             discard = True  # nothing stored yet: a new sweep
+        self.started_afresh = discard     # (a sweep's other files in ``out``, such as baselines.csv, are stale)
         if discard:
             for path in (self.journal_path, self.results_path):
                 with contextlib.suppress(FileNotFoundError):
