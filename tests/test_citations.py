@@ -41,3 +41,18 @@ def test_tutorial_05_cites_the_thesis_sections_in_its_markdown():
     cells = json.loads((REPOSITORY / "tutorials" / "05_numerical_stability.ipynb").read_text(encoding="utf-8"))["cells"]
     markdown = "\n".join("".join(cell["source"]) for cell in cells if cell["cell_type"] == "markdown")
     assert "§§2.1.4–2.1.5" in markdown
+
+
+def test_rules_and_canonize_cite_the_chapters_own_places():
+    """Montavon et al. 2019: LRP-γ is defined in §10.2.1 (eq. 10.3 is the deep Taylor expansion), batch
+    normalisation is treated in §10.3.2; Epsilon's default stabilizer is zennit's z + sign(z)·ε, not ε + z."""
+    import importlib
+
+    import lrpcore.rules
+
+    canonize_module = importlib.import_module("lrpcore.canonize")   # (lrpcore.canonize is the function)
+    gamma = lrpcore.rules.Gamma.__doc__
+    assert "section 10.2.1" in gamma and "10.3)" not in gamma and "eq. 10.3" not in gamma
+    assert "10.3.2" in canonize_module.__doc__ and "10.3.3" not in canonize_module.__doc__
+    epsilon = lrpcore.rules.Epsilon.__doc__
+    assert "sign(z_k)·ε" in epsilon and 'stabilizer="vanilla"' in epsilon
