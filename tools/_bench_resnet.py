@@ -193,6 +193,8 @@ def table(results: list[dict[str, Any]]) -> list[str]:
 
 def main(args: Any) -> int:
     """The driver for ``bench_lrp.py --arch resnet50`` (``args`` from bench_lrp's parser)."""
+    import bench_lrp
+
     composites = [composite for composite in args.composites if composite in COMPOSITES] or list(COMPOSITES)
     if args.quick:
         args.repeats, args.batches = 1, [1]
@@ -212,7 +214,7 @@ def main(args: Any) -> int:
                       f"load {' → '.join(result['loadavg'])}", flush=True)
     print(f"\nResNet-50 {INPUT_SIZE}×{INPUT_SIZE} float32, {args.threads} threads, median of {args.repeats} "
           f"after a warm-up; total {time.perf_counter() - started:.0f} s; load: 1-minute load average before → "
-          f"after each run (lrpcore / zennit)\n")
+          f"after each run (lrpcore / zennit); {bench_lrp.allocator_note()}\n")
     print("\n".join(table(results)))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps(results, indent=2))

@@ -227,6 +227,18 @@ def run_worker(library: str, composite: str, batch: int, repeats: int, threads: 
 
 
 # --- the driver -------------------------------------------------------------------------------------
+#: glibc settings of ``--keep-freed-memory``: no ``mmap`` for large blocks and no trimming, so the memory an
+#: explanation frees is reused by the next one instead of being returned to the kernel and faulted in
+#: (zeroed, on this VM also compacted into huge pages) again. Set for both peers' processes alike.
+KEEP_FREED_MEMORY = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "2147483647", "MALLOC_TOP_PAD_": "67108864"}
+
+
+def allocator_note() -> str:
+    """The glibc allocator variables set for this run (both peers), for the printed header."""
+    settings = [f"{name}={os.environ[name]}" for name in sorted(KEEP_FREED_MEMORY) if name in os.environ]
+    return "glibc allocator: " + (" ".join(settings) if settings else "defaults")
+
+
 def _thread_environment(threads: int) -> dict[str, str]:
     environment = dict(os.environ)
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
@@ -424,8 +436,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="batch 1, one timed run: check the set-up")
     parser.add_argument("--profile", action="store_true", help="profile lrpcore only (first batch/composite)")
     parser.add_argument("--json", help="also write the raw results to this JSON file")
+    parser.add_argument("--keep-freed-memory", action="store_true",
+                        help="run both peers with glibc keeping freed memory for reuse (MALLOC_MMAP_MAX_=0, no "
+                             "trimming; see tools/BENCHMARKS.md): faster repeated explanations, memory kept")
     parser.add_argument("--worker", choices=LIBRARIES + ("gemm",), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.keep_freed_memory:     # inherited by every worker process, lrpcore's and zennit's alike
+        os.environ.update(KEEP_FREED_MEMORY)
     if args.arch == "resnet50":
         import _bench_resnet
 
@@ -465,7 +482,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nVGG-16 {INPUT_SIZE}×{INPUT_SIZE} float32, {args.threads} threads, median of {args.repeats} "
           f"after a warm-up; total {time.perf_counter() - started:.0f} s; \"others' CPU\": the larger share of "
           f"the machine's CPU time other processes took during the two runs (times are comparable only when "
-          f"it is small)\n")
+          f"it is small); {allocator_note()}\n")
     print("\n".join(_table(results, gemm)))
     if args.json:
         pathlib.Path(args.json).write_text(json.dumps({"gemm": gemm, "results": results}, indent=2))
