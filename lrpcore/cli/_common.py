@@ -32,6 +32,7 @@ def load_model(argument: str | None, args: argparse.Namespace | None = None,
     from .explain import find_shipped_model, models_folders
 
     options = source_options(args) if args is not None and hasattr(args, "arch") else {}
+    shipped = argument is None
     if argument is None:
         path = find_shipped_model(default)
     else:
@@ -44,11 +45,13 @@ def load_model(argument: str | None, args: argparse.Namespace | None = None,
             if os.sep in argument or "/" in argument or path.suffix.lower() not in ("", ".h5"):
                 raise FileNotFoundError(f"model file {argument} does not exist")
             try:
-                path = find_shipped_model(argument)
+                path, shipped = find_shipped_model(argument), True
             except FileNotFoundError:
                 raise FileNotFoundError(f"model file {argument} does not exist (nor is it the name of a shipped "
                                         f"model in {', '.join(str(folder) for folder in models_folders())})") from None
     model, kind = read_model(str(path), **options)
+    if shipped:     # named by what the user typed, not by where the package happens to be installed
+        return model, f"shipped with lrpcore as {path.name}"
     origin = str(path) if kind == "lrpcore" else f"{path}, {kind} file converted in memory"
     return model, origin
 
