@@ -46,6 +46,7 @@ from ..layers import (ELU, GELU, AdaptiveAvgPool2d, AdaptiveMaxPool2d, Add, AvgP
 from ..metadata import ModelMetadata
 from ..model import Sequential
 from .keras_weights import KerasFile, parse_config, snake_case
+from .layout import channels_first_order
 from . import validate
 from .validate import check_model
 
@@ -336,8 +337,7 @@ class _Converter:
         if len(target) != 3 or self.data_format != "channels_last":
             raise self.fail(spec, f"target_shape {target}: only images (H, W, C) channels-last are supported")
         height, width, channels = target
-        keras_index = numpy.arange(height * width * channels).reshape(height, width, channels)
-        order = numpy.transpose(keras_index, (2, 0, 1)).ravel()     # lrpcore feature i = Keras feature order[i]
+        order = channels_first_order(height, width, channels)     # lrpcore feature i = Keras feature order[i]
         position = self._producer(spec)
         layer = self.nodes[position].layer
         self.nodes[position] = Node(self.nodes[position].name,
@@ -388,10 +388,8 @@ class _Converter:
             raise self.fail(spec, "the input shape is unknown; pass input_shape=")
         if len(self.shape) == 3 and self.data_format == "channels_last":
             height, width, channels = self.shape
-            keras_index = numpy.arange(height * width * channels).reshape(height, width, channels)
-            permutation = numpy.transpose(keras_index, (2, 0, 1)).ravel()
             if channels > 1 and height * width > 1:
-                self.permutation = permutation
+                self.permutation = channels_first_order(height, width, channels)
         self.layers.append(Flatten())
         self.shape = (math.prod(self.shape),)
 

@@ -64,6 +64,7 @@ import numpy
 from ..errors import ModelFormatError
 from ..layers import Conv2d, Dense, Flatten, Layer, MaxPool2d, ReLU, SumPool2d, Tanh
 from ..model import ModelMetadata, Sequential
+from .layout import channels_first_order
 from .validate import check_model
 
 __all__ = ["load_toolbox", "toolbox_composite", "TOOLBOX_LAYERS", "TOOLBOX_VARIANTS", "is_toolbox_text"]
@@ -196,10 +197,8 @@ class _Reader:
             raise self.fail(line, "Flatten needs the input shape; pass input_shape=(H, W, D)")
         if len(self.shape) == 3:
             height, width, depth = self.shape
-            toolbox_index = numpy.arange(height * width * depth).reshape(height, width, depth)
-            permutation = numpy.transpose(toolbox_index, (2, 0, 1)).ravel()
             if depth > 1 and height * width > 1:
-                self.permutation = permutation
+                self.permutation = channels_first_order(height, width, depth)
         self.layers.append(Flatten())
         self.shape = (math.prod(self.shape),)
         return line + 1
