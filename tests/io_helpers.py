@@ -59,6 +59,27 @@ def fixed_text(value):
     return value
 
 
+def read_graph_attributes(path) -> tuple[list[str], list[list[str]]]:
+    """A format-2 file's node names and each node's input names, from the attributes of ``/graph``."""
+    with h5py.File(path, "r") as handle:
+        attrs = handle["graph"].attrs
+        names = [name.decode() for name in attrs["names"]]
+        counts = [int(count) for count in attrs["input_counts"]]
+        flat = [name.decode() for name in attrs["inputs"]]
+    starts = np.cumsum([0] + counts)
+    return names, [flat[starts[i]:starts[i + 1]] for i in range(len(names))]
+
+
+def write_graph_attributes(path, names: list[str], inputs: list[list[str]], counts: list[int] | None = None) -> None:
+    """Overwrite the attributes of ``/graph`` (fixed-length text); ``counts`` default to the inputs' lengths."""
+    with h5py.File(path, "r+") as handle:
+        attrs = handle["graph"].attrs
+        attrs["names"] = fixed_text(list(names))
+        attrs["input_counts"] = np.asarray(counts if counts is not None else [len(item) for item in inputs],
+                                           dtype=np.int64)
+        attrs["inputs"] = fixed_text([name for item in inputs for name in item])
+
+
 def every_node_graph(dtype: str = "float32", seed: int = 0) -> Graph:
     """A small graph with every kind of join: a three-way ``Add`` (a residual block whose input fans out to
     three readers, one through an ``Identity``), two pools of one map joined by ``Concat``, BatchNorm."""

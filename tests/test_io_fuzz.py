@@ -28,7 +28,8 @@ import lrpcore
 from lrpcore import Graph
 from lrpcore.errors import ModelFormatError
 
-from io_helpers import create_checksummed, every_layer_model, every_node_graph, fixed_text
+from io_helpers import (create_checksummed, every_layer_model, every_node_graph, fixed_text,
+                        read_graph_attributes, write_graph_attributes)
 
 DOCUMENTED = (ModelFormatError, FileNotFoundError)
 FUZZ_SETTINGS = settings(deadline=None, derandomize=True, database=None,
@@ -171,37 +172,19 @@ def test_structural_edits_give_only_documented_errors(valid_file, tmp_path, data
 
 
 # --- graph attributes (format version 2) -----------------------------------------------------------
-def _read_graph(path) -> tuple[list[str], list[list[str]]]:
-    with h5py.File(path, "r") as handle:
-        attrs = handle["graph"].attrs
-        names = [name.decode() for name in attrs["names"]]
-        counts = [int(count) for count in attrs["input_counts"]]
-        flat = [name.decode() for name in attrs["inputs"]]
-    starts = np.cumsum([0] + counts)
-    return names, [flat[starts[i]:starts[i + 1]] for i in range(len(names))]
-
-
-def _write_graph(path, names: list[str], inputs: list[list[str]], counts: list[int] | None = None) -> None:
-    def text(values):
-        return np.array([value.encode("utf-8") for value in values], dtype=h5py.string_dtype("utf-8", 64))
-
-    with h5py.File(path, "r+") as handle:
-        attrs = handle["graph"].attrs
-        attrs["names"] = text(names)
-        attrs["input_counts"] = np.asarray(counts if counts is not None else [len(item) for item in inputs],
-                                           dtype=np.int64)
-        attrs["inputs"] = text([name for item in inputs for name in item])
-
-
 GRAPH_DAMAGE = ("cycle", "missing input", "dangling node", "duplicate name")
 
 
 def _damage(names: list[str], inputs: list[list[str]], damage: str, data) -> None:
     """Make the graph malformed in the way ``damage`` says, at places hypothesis draws."""
     count = len(names)
-    if damage == "cycle":               # node i reads node j ≥ i (itself or a later node)
+    if damage == "cycle":               # node i reads node j that depends on i (or itself): a real cycle
         i = data.draw(st.integers(0, count - 1), label="reader")
-        j = data.draw(st.integers(i, count - 1), label="read")
+        depends_on_i = [i]              # the nodes are stored in topological order: i's dependants follow it
+        for later in range(i + 1, count):
+            if any(names[earlier] in inputs[later] for earlier in depends_on_i):
+                depends_on_i.append(later)
+        j = data.draw(st.sampled_from(depends_on_i), label="read")
         k = data.draw(st.integers(0, len(inputs[i]) - 1), label="slot")
         inputs[i][k] = names[j]
     elif damage == "missing input":
@@ -224,10 +207,10 @@ def _damage(names: list[str], inputs: list[list[str]], damage: str, data) -> Non
 def test_malformed_graphs_are_refused_with_model_format_error(graph_file, tmp_path, data):
     path = tmp_path / "graph.h5"
     shutil.copyfile(graph_file, path)
-    names, inputs = _read_graph(path)
+    names, inputs = read_graph_attributes(path)
     damage = data.draw(st.sampled_from(GRAPH_DAMAGE), label="damage")
     _damage(names, inputs, damage, data)
-    _write_graph(path, names, inputs)
+    write_graph_attributes(path, names, inputs)
     with pytest.raises(ModelFormatError) as error, _no_hang():
         lrpcore.load(path)
     assert str(path) in str(error.value) and ": graph: " in str(error.value)
@@ -238,7 +221,7 @@ def test_malformed_graphs_are_refused_with_model_format_error(graph_file, tmp_pa
 def test_random_graph_attributes_give_only_documented_errors(graph_file, tmp_path, data):
     path = tmp_path / "graph.h5"
     shutil.copyfile(graph_file, path)
-    names, inputs = _read_graph(path)
+    names, inputs = read_graph_attributes(path)
     pool = st.sampled_from(names + ["input"]) | texts
     count = len(names)
     new_names = data.draw(st.lists(pool, min_size=count - 1, max_size=count + 1), label="names")
@@ -247,5 +230,5 @@ def test_random_graph_attributes_give_only_documented_errors(graph_file, tmp_pat
     if data.draw(st.booleans(), label="random counts"):
         counts = data.draw(st.lists(st.integers(-2, 4), min_size=len(new_names), max_size=len(new_names)),
                            label="counts")
-    _write_graph(path, new_names, new_inputs, counts)
+    write_graph_attributes(path, new_names, new_inputs, counts)
     _load_survives(path, names_file=True)

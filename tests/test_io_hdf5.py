@@ -13,7 +13,8 @@ from lrpcore.errors import ModelFormatError
 from lrpcore.io import hdf5, registry
 from lrpcore.layers import Dense, Flatten, Layer, ReLU
 
-from io_helpers import delete_attribute, every_layer_model, every_node_graph, replace_dataset, set_attribute
+from io_helpers import (delete_attribute, every_layer_model, every_node_graph, read_graph_attributes, replace_dataset,
+                        set_attribute, write_graph_attributes)
 
 
 def assert_models_identical(saved: Sequential, loaded: Sequential) -> None:
@@ -297,10 +298,6 @@ def test_io_package_exports_the_torch_bridge_lazily():
 
 
 # --- format version 2: graphs -------------------------------------------------------------------------
-def _text_array(values):
-    return np.array([value.encode() for value in values], dtype=h5py.string_dtype("utf-8", 32))
-
-
 @pytest.fixture
 def graph_file(tmp_path):
     path = tmp_path / "graph.h5"
@@ -354,24 +351,6 @@ def test_graph_group_in_a_version_1_file_is_refused(graph_file):
         lrpcore.load(graph_file)
 
 
-def _names_and_inputs(path):
-    with h5py.File(path, "r") as handle:
-        attrs = handle["graph"].attrs
-        names = [name.decode() for name in attrs["names"]]
-        counts = [int(count) for count in attrs["input_counts"]]
-        flat = [name.decode() for name in attrs["inputs"]]
-    starts = np.cumsum([0] + counts)
-    return names, [flat[starts[i]:starts[i + 1]] for i in range(len(names))]
-
-
-def _write_names_and_inputs(path, names, inputs):
-    with h5py.File(path, "r+") as handle:
-        attrs = handle["graph"].attrs
-        attrs["names"] = _text_array(names)
-        attrs["input_counts"] = np.array([len(item) for item in inputs], dtype=np.int64)
-        attrs["inputs"] = _text_array([name for item in inputs for name in item])
-
-
 @pytest.mark.parametrize("damage, expected", [
     ("cycle", "cycle through the nodes"),
     ("self loop", "cycle through the nodes"),
@@ -381,7 +360,7 @@ def _write_names_and_inputs(path, names, inputs):
     ("wrong arity", r"needs at least two inputs"),
 ])
 def test_malformed_graphs_are_refused_naming_the_file(graph_file, damage, expected):
-    names, inputs = _names_and_inputs(graph_file)
+    names, inputs = read_graph_attributes(graph_file)
     if damage == "cycle":                 # the stem's convolution reads the block's output
         inputs[names.index("stem.conv")] = ["block.relu"]
     elif damage == "self loop":
@@ -394,7 +373,7 @@ def test_malformed_graphs_are_refused_naming_the_file(graph_file, damage, expect
         names[names.index("block.skip")] = "block.conv"
     else:
         inputs[names.index("block.add")] = ["block.conv"]
-    _write_names_and_inputs(graph_file, names, inputs)
+    write_graph_attributes(graph_file, names, inputs)
     with pytest.raises(ModelFormatError, match=rf"graph.h5: graph: .*{expected}"):
         lrpcore.load(graph_file)
 
