@@ -168,26 +168,23 @@ def _loadavg() -> str:
 
 
 def table(results: list[dict[str, Any]]) -> list[str]:
-    by_key = {(r["library"], r["composite"], r["batch"]): r for r in results}
+    from bench_lrp import peer_pairs
+
     lines = ["| composite | batch | lrpcore s | zennit s | time ratio | lrpcore MiB | zennit MiB | memory ratio "
              "| lrpcore forward s | torch forward s | others' CPU | load (1 min) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     summary = []
-    for composite in dict.fromkeys(r["composite"] for r in results):
-        for batch in sorted({r["batch"] for r in results}):
-            ours, theirs = by_key.get(("lrpcore", composite, batch)), by_key.get(("zennit", composite, batch))
-            if ours is None or theirs is None:
-                continue
-            time_ratio = ours["explain_s"] / theirs["explain_s"]
-            memory_ratio = ours["peak_mib"] / theirs["peak_mib"]
-            load = " / ".join(ours.get("loadavg", []) + theirs.get("loadavg", []))
-            lines.append(f"| {composite} | {batch} | {ours['explain_s']:.2f} | {theirs['explain_s']:.2f} | "
-                         f"{time_ratio:.2f} | {ours['peak_mib']:.0f} | {theirs['peak_mib']:.0f} | {memory_ratio:.2f} | "
-                         f"{ours['forward_s']:.3f} | {theirs['forward_s']:.3f} | "
-                         f"{max(ours.get('others_cpu', 0), theirs.get('others_cpu', 0)):.0%} | {load} |")
-            target = TARGETS[0] if batch == 1 else TARGETS[1]
-            summary.append(f"ratio lrpcore/zennit  {composite:18s} batch {batch}: time {time_ratio:.2f} "
-                           f"(target ≤ {target}), peak memory {memory_ratio:.2f} (target ≤ {TARGETS[2]})")
+    for composite, batch, ours, theirs in peer_pairs(results):
+        time_ratio = ours["explain_s"] / theirs["explain_s"]
+        memory_ratio = ours["peak_mib"] / theirs["peak_mib"]
+        load = " / ".join(ours.get("loadavg", []) + theirs.get("loadavg", []))
+        lines.append(f"| {composite} | {batch} | {ours['explain_s']:.2f} | {theirs['explain_s']:.2f} | "
+                     f"{time_ratio:.2f} | {ours['peak_mib']:.0f} | {theirs['peak_mib']:.0f} | {memory_ratio:.2f} | "
+                     f"{ours['forward_s']:.3f} | {theirs['forward_s']:.3f} | "
+                     f"{max(ours.get('others_cpu', 0), theirs.get('others_cpu', 0)):.0%} | {load} |")
+        target = TARGETS[0] if batch == 1 else TARGETS[1]
+        summary.append(f"ratio lrpcore/zennit  {composite:18s} batch {batch}: time {time_ratio:.2f} "
+                       f"(target ≤ {target}), peak memory {memory_ratio:.2f} (target ≤ {TARGETS[2]})")
     return lines + [""] + summary
 
 

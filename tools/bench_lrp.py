@@ -283,6 +283,17 @@ def _spawn(library: str, composite: str, batch: int, repeats: int, threads: int)
     return result
 
 
+def peer_pairs(results: list[dict[str, Any]]) -> Any:
+    """(composite, batch, lrpcore's result, zennit's result) for every configuration both peers ran,
+    composites in run order and batches ascending."""
+    by_key = {(r["library"], r["composite"], r["batch"]): r for r in results}
+    for composite in dict.fromkeys(r["composite"] for r in results):
+        for batch in sorted({r["batch"] for r in results}):
+            ours, theirs = by_key.get(("lrpcore", composite, batch)), by_key.get(("zennit", composite, batch))
+            if ours is not None and theirs is not None:
+                yield composite, batch, ours, theirs
+
+
 def _table(results: list[dict[str, Any]], gemm: dict[str, Any] | None) -> list[str]:
     by_key = {(r["library"], r["composite"], r["batch"]): r for r in results}
     floor = PASSES * vgg16_flop() / (gemm["gflops"] * 1e9) if gemm else None     # seconds per image
@@ -292,27 +303,23 @@ def _table(results: list[dict[str, Any]], gemm: dict[str, Any] | None) -> list[s
              + ("| im2col lrpcore s | im2col forward s " if reference else "") + "| load | others' CPU |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if reference else "") + "---|---|"]
     ratios = []
-    for composite in dict.fromkeys(r["composite"] for r in results):
-        for batch in sorted({r["batch"] for r in results}):
-            ours, theirs = by_key.get(("lrpcore", composite, batch)), by_key.get(("zennit", composite, batch))
-            if ours is None or theirs is None:
-                continue
-            time_ratio = ours["explain_s"] / theirs["explain_s"]
-            memory_ratio = ours["peak_mib"] / theirs["peak_mib"]
-            forward_ratio = ours["forward_s"] / theirs["forward_s"]
-            per_floor = ours["explain_s"] / batch / floor if floor else float("nan")
-            ratios.append((composite, batch, time_ratio, memory_ratio, forward_ratio, per_floor))
-            old = by_key.get(("lrpcore-im2col", composite, batch))
-            extra = ""
-            if reference:
-                extra = f"{old['explain_s']:.2f} | {old['forward_s']:.3f} | " if old else "– | – | "
-            loads = [value for r in (ours, theirs, old) if r for value in r.get("load", ())]
-            lines.append(f"| {composite} | {batch} | {ours['explain_s']:.2f} | {theirs['explain_s']:.2f} | "
-                         f"{time_ratio:.2f} | {ours['peak_mib']:.0f} | {theirs['peak_mib']:.0f} | {memory_ratio:.2f} | "
-                         f"{ours['explain_s'] / ours['forward_s']:.1f} | {ours['forward_s']:.3f} | "
-                         f"{theirs['forward_s']:.3f} | {forward_ratio:.2f} | {per_floor:.2f} | {extra}"
-                         f"{min(loads, default=float('nan')):.1f}–{max(loads, default=float('nan')):.1f} | "
-                         f"{max(ours.get('others_cpu', 0), theirs.get('others_cpu', 0)):.0%} |")
+    for composite, batch, ours, theirs in peer_pairs(results):
+        time_ratio = ours["explain_s"] / theirs["explain_s"]
+        memory_ratio = ours["peak_mib"] / theirs["peak_mib"]
+        forward_ratio = ours["forward_s"] / theirs["forward_s"]
+        per_floor = ours["explain_s"] / batch / floor if floor else float("nan")
+        ratios.append((composite, batch, time_ratio, memory_ratio, forward_ratio, per_floor))
+        old = by_key.get(("lrpcore-im2col", composite, batch))
+        extra = ""
+        if reference:
+            extra = f"{old['explain_s']:.2f} | {old['forward_s']:.3f} | " if old else "– | – | "
+        loads = [value for r in (ours, theirs, old) if r for value in r.get("load", ())]
+        lines.append(f"| {composite} | {batch} | {ours['explain_s']:.2f} | {theirs['explain_s']:.2f} | "
+                     f"{time_ratio:.2f} | {ours['peak_mib']:.0f} | {theirs['peak_mib']:.0f} | {memory_ratio:.2f} | "
+                     f"{ours['explain_s'] / ours['forward_s']:.1f} | {ours['forward_s']:.3f} | "
+                     f"{theirs['forward_s']:.3f} | {forward_ratio:.2f} | {per_floor:.2f} | {extra}"
+                     f"{min(loads, default=float('nan')):.1f}–{max(loads, default=float('nan')):.1f} | "
+                     f"{max(ours.get('others_cpu', 0), theirs.get('others_cpu', 0)):.0%} |")
     lines.append("")
     if gemm:
         lines.append(f"NumPy float32 GEMM ({GEMM_SIZE}³, {gemm['threads']} threads): {gemm['gflops']:.0f} GFLOP/s "
