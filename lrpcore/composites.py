@@ -266,21 +266,27 @@ def uniform(rule: Rule, structural: Mapping[type, Rule] | None = None) -> Compos
 
 
 # --- position in the feature stack --------------------------------------------------------------
+def _feature_positions(layers: list[Any]) -> list[int]:
+    """Positions of the feature layers: the Conv2d and Conv1d layers, or for a network without
+    convolutions every Dense layer but the last (the classifier)."""
+    features = [i for i, layer in enumerate(layers) if isinstance(layer, (Conv2d, Conv1d))]
+    if not features:
+        dense = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
+        features = dense[:-1] if len(dense) > 1 else dense
+    return features
+
+
 def _feature_groups(model: Any, group_count: int) -> tuple[int | None, list[list[int]], list[int]]:
     """Split a model into (first feature layer, groups of the remaining feature layers, top layers).
 
-    Feature layers are the Conv2d (and Conv1d) layers, or for a network without convolutions every
-    Dense layer but the last. The remaining feature layers are cut into ``group_count``
-    consecutive groups as evenly as possible (earlier groups take the extra layer), the
+    Feature layers as :func:`_feature_positions` finds them. The remaining feature layers are cut into
+    ``group_count`` consecutive groups as evenly as possible (earlier groups take the extra layer), the
     split the thesis' Tables 2.3–2.4 make on VGG-16's 12 convolutions after the first.
     Pooling layers belong to the group of the feature layer before them; every layer
     after the last feature layer is a top layer.
     """
     layers = list(model.layers)
-    features = [i for i, layer in enumerate(layers) if isinstance(layer, (Conv2d, Conv1d))]
-    if not features:
-        dense = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
-        features = dense[:-1] if len(dense) > 1 else dense
+    features = _feature_positions(layers)
     if not features:
         return None, [[] for _ in range(group_count)], []
     first, rest = features[0], features[1:]
@@ -360,10 +366,7 @@ def _decreasing_gamma_spans(model: Any, group_count: int) -> tuple[int | None, l
     last span runs to the end of the network, dense layers included (γ = 0 there in the thesis' code).
     """
     layers = list(model.layers)
-    convolutions = [i for i, layer in enumerate(layers) if isinstance(layer, (Conv2d, Conv1d))]
-    if not convolutions:
-        dense = [i for i, layer in enumerate(layers) if isinstance(layer, Dense)]
-        convolutions = dense[:-1] if len(dense) > 1 else dense
+    convolutions = _feature_positions(layers)
     if not convolutions:
         return None, []
     first, rest = convolutions[0], convolutions[1:]
