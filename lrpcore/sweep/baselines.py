@@ -26,6 +26,7 @@ from .. import _atomic
 from ..backend import to_numpy
 from ..errors import InputValueError
 from .flipping import FlipSettings, flip_scores, patch_scores
+from .store import format_value
 
 __all__ = ["BASELINES_FILE", "COLUMNS", "check_methods", "check_writable", "remove_stale", "score_methods",
            "write_table"]
@@ -51,10 +52,11 @@ def check_methods(methods: Sequence[str]) -> tuple[str, ...]:
     return names
 
 
-def _attribution(model: Any, x: Any, targets: np.ndarray, method: str, image_ids: np.ndarray) -> np.ndarray:
-    """The method's heatmaps of ``x`` (float64 NumPy); random draws (SmoothGrad's noise, the random
-    attributions) are seeded per image id, as the random sort is, so a block of a sweep gives the heatmaps
-    of one big run."""
+def _attribution(model: Any, x: Any, targets: np.ndarray | None, method: str, image_ids: np.ndarray) -> Any:
+    """The method's :class:`~lrpcore.baselines.Attribution` of ``x`` (``targets`` None: the predicted classes,
+    which it resolves from the unperturbed logits as the sweep does); random draws (SmoothGrad's noise, the
+    random attributions) are seeded per image id, as the random sort is, so a block of a sweep gives the
+    heatmaps of one big run."""
     import inspect
 
     from ..baselines import BASELINES, attribute
@@ -62,10 +64,10 @@ def _attribution(model: Any, x: Any, targets: np.ndarray, method: str, image_ids
     parameters = inspect.signature(BASELINES[method]).parameters.values() if method in BASELINES else ()
     seeded = any(parameter.name == "image_ids" or parameter.kind is parameter.VAR_KEYWORD for parameter in parameters)
     options = {"image_ids": image_ids.tolist()} if seeded else {}
-    relevance = np.asarray(to_numpy(attribute(model, x, targets, method, **options).relevance), dtype=np.float64)
-    if not np.all(np.isfinite(relevance)):
+    attribution = attribute(model, x, targets, method, **options)
+    if not np.all(np.isfinite(to_numpy(attribution.relevance))):
         raise InputValueError(f"baseline {method!r} gave NaN or inf relevance on image ids {image_ids[:10].tolist()}")
-    return relevance
+    return attribution
 
 
 def score_methods(model: Any, images: np.ndarray, targets: np.ndarray | None, image_ids: np.ndarray,
@@ -81,12 +83,13 @@ def score_methods(model: Any, images: np.ndarray, targets: np.ndarray | None, im
     for start in range(0, images.shape[0], image_block):
         stop = min(images.shape[0], start + image_block)
         x = model.prepare_input(images[start:stop])
-        logits = np.asarray(to_numpy(model.forward(x)), dtype=np.float64)
-        chosen = logits.argmax(axis=1) if targets is None else np.asarray(targets[start:stop], dtype=np.int64)
-        explained = logits[np.arange(len(chosen)), chosen]
         ids = image_ids[start:stop]
         for method in methods:
-            scores = patch_scores(_attribution(model, x, chosen, method, ids)[None], settings)
+            attribution = _attribution(model, x, None if targets is None else targets[start:stop], method, ids)
+            chosen = np.asarray(attribution.target, dtype=np.int64)
+            explained = np.asarray(to_numpy(attribution.output), dtype=np.float64)
+            relevance = np.asarray(to_numpy(attribution.relevance), dtype=np.float64)
+            scores = patch_scores(relevance[None], settings)
             results = flip_scores(model, images[start:stop], scores, chosen, ids, settings, settings.sorts)
             for sort in settings.sorts:
                 for column, image_id in enumerate(ids):
@@ -123,10 +126,8 @@ def write_table(out: str | os.PathLike, table: dict[str, np.ndarray]) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
-    for index in range(len(table["method"])):
-        writer.writerow([repr(value) if isinstance(value, float) else value
-                         for value in (table[name][index].item() if hasattr(table[name][index], "item")
-                                       else table[name][index] for name in COLUMNS)])
+    for index in range(len(table["method"])):     # values written as results.csv writes them (NaN: empty)
+        writer.writerow([format_value(table[name][index]) for name in COLUMNS])
     _atomic.write_text(Path(out) / BASELINES_FILE, buffer.getvalue(), overwrite=True)
 
 

@@ -76,7 +76,8 @@ def fingerprint(arrays: Iterable[Any]) -> str:
     return digest.hexdigest()
 
 
-def _format(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A table value as the CSV files store it: floats exactly (repr), NaN as an empty field."""
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(float(value))
     if isinstance(value, np.integer):
@@ -106,7 +107,7 @@ def _rows_key(rows: Sequence[Sequence[Any]]) -> str:
     """A task key derived from its rows (for :meth:`SweepStore.append` without a task): the configurations
     and a digest of every row's (config, image, sort)."""
     configs = sorted({int(row[0]) for row in rows})
-    keys = sorted((_format(row[0]), _format(row[-6]), _format(row[-4])) for row in rows)
+    keys = sorted((format_value(row[0]), format_value(row[-6]), format_value(row[-4])) for row in rows)
     return f"rows of configs {_span(configs)} {hashlib.sha1(repr(keys).encode()).hexdigest()[:12]}"
 
 
@@ -282,7 +283,7 @@ class SweepStore:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         for row in rows:
-            writer.writerow([_format(value) for value in row])
+            writer.writerow([format_value(value) for value in row])
         data = buffer.getvalue().encode()
         self._write_at_end(self.results_path, self._end, data)
         line = f"{self._end + len(data)} {key}\n".encode()
